@@ -1,0 +1,206 @@
+"""Settings, read from the environment (12-factor).
+
+``DJANGO_ENV``: ``development`` (default), ``test`` or ``production``.
+Production refuses the defaults meant for a laptop: it needs a real
+``DJANGO_SECRET_KEY``, ``JWT_SIGNING_KEY`` or ``JWT_PUBLIC_KEY``, and refuses
+``FROZEN_NOW``. Where ``DATABASE_URL`` / ``REDIS_URL`` are unset the embedded
+servers are started (``config/embedded.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENV = os.environ.get("DJANGO_ENV", "development")
+PRODUCTION = ENV == "production"
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
+
+
+if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+    if PRODUCTION:
+        raise ImproperlyConfigured("production needs DATABASE_URL and REDIS_URL")
+    from config import embedded
+
+    embedded.provide(os.environ)
+
+if PRODUCTION and os.environ.get("FROZEN_NOW"):
+    raise ImproperlyConfigured("FROZEN_NOW freezes the clock and is refused in production")
+
+_DEV_SECRET = "insecure-development-key-not-for-production"  # noqa: S105
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "" if PRODUCTION else _DEV_SECRET)
+if not SECRET_KEY:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is required in production")
+DEBUG = _env_bool("DJANGO_DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "*" if not PRODUCTION else "").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_beat",
+    "access",
+    "ledger",
+    "jobs",
+    "campaigns",
+    "vouchers",
+    "referrals",
+    "earn",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+
+def _database(url: str) -> dict[str, object]:
+    parsed = urlparse(url)
+    if parsed.scheme not in {"postgres", "postgresql"}:
+        raise ImproperlyConfigured(f"DATABASE_URL must be a postgresql:// URL, not {parsed.scheme}")
+    query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    host = query.pop("host", None) or parsed.hostname or ""
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parsed.path.lstrip("/")) or "rewards",
+        "USER": unquote(parsed.username or "postgres"),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": host,
+        "PORT": str(parsed.port or ""),
+        "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": query,
+        "TEST": {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_rewards")},
+    }
+
+
+DATABASE_URL = os.environ["DATABASE_URL"]
+DATABASES = {"default": _database(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ["REDIS_URL"]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- API ------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "access.authentication.ServiceTokenAuthentication",
+        "access.authentication.ExchangeUserAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "PAGE_SIZE": 100,
+    "EXCEPTION_HANDLER": "access.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Rewards API",
+    "DESCRIPTION": (
+        "Promotions and rewards of the exchange: event ingestion, payouts, and the "
+        "user-facing endpoints of campaigns, vouchers, referrals and Futures Earn. "
+        "Users authenticate with the exchange's JWT (`Authorization: Bearer <jwt>`, "
+        "`sub` = user id); other services with a service token "
+        "(`Authorization: Bearer svc_...`). Amounts are decimal strings."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# The exchange's auth service signs user JWTs. HS256 with a shared key by default;
+# RS256 when JWT_PUBLIC_KEY (PEM) is given.
+JWT_ALGORITHM = os.environ.get(
+    "JWT_ALGORITHM", "RS256" if os.environ.get("JWT_PUBLIC_KEY") else "HS256"
+)
+JWT_SIGNING_KEY = os.environ.get(
+    "JWT_SIGNING_KEY", "" if PRODUCTION else "development-jwt-key-not-for-production-use"
+)
+JWT_PUBLIC_KEY = os.environ.get("JWT_PUBLIC_KEY", "")
+JWT_AUDIENCE = os.environ.get("JWT_AUDIENCE") or None
+JWT_ISSUER = os.environ.get("JWT_ISSUER") or None
+if PRODUCTION and not (JWT_SIGNING_KEY or JWT_PUBLIC_KEY):
+    raise ImproperlyConfigured("production needs JWT_SIGNING_KEY or JWT_PUBLIC_KEY")
+
+# --- Ingestion and payouts ------------------------------------------------------------
+EVENT_STREAM = os.environ.get("EVENT_STREAM", "exchange.events")
+EVENT_CONSUMER_GROUP = os.environ.get("EVENT_CONSUMER_GROUP", "rewards")
+EVENT_RECLAIM_IDLE_MS = int(os.environ.get("EVENT_RECLAIM_IDLE_MS", "60000"))
+PAYOUT_STREAM = os.environ.get("PAYOUT_STREAM", "rewards.payouts")
+MAX_EVENTS_PER_REQUEST = 5000
+
+# --- Celery ------------------------------------------------------------------------
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL.replace(
+    "unix://", "redis+socket://", 1
+)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"pgserver": {"level": "WARNING"}},
+}
+
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class EarnConfig(AppConfig):
+    name = "earn"
+    verbose_name = "Futures Earn"
