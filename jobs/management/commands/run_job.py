@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from config import clock
+from jobs.models import JobRunStatus
+from jobs.registry import Daily, all_jobs, get_job
+from jobs.runner import JobFailed, run_job
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a scheduled job for an explicit business day (--day) or instant (--at). "
+        "Reruns are safe: every credit has an idempotency key. --list shows the jobs."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", nargs="?")
+        parser.add_argument("--day", type=dt.date.fromisoformat, help="YYYY-MM-DD")
+        parser.add_argument(
+            "--at", type=clock.parse_instant, help="RFC 3339, e.g. 2026-11-24T08:00:00Z"
+        )
+        parser.add_argument("--list", action="store_true", help="List the jobs and their schedules")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["list"]:
+            for spec in all_jobs():
+                when = (
+                    f"daily {spec.schedule.hour:02d}:{spec.schedule.minute:02d} UTC"
+                    if isinstance(spec.schedule, Daily)
+                    else f"every {int(spec.schedule.total_seconds())}s"
+                )
+                self.stdout.write(f"{spec.name:32} --{spec.key:8} {when:20} {spec.description}")
+            return
+        if not options["name"]:
+            raise CommandError("give a job name, or --list")
+        try:
+            spec = get_job(options["name"])
+        except KeyError as error:
+            raise CommandError(str(error.args[0])) from None
+        if spec.key == "day" and options["day"] is None:
+            raise CommandError(f"{spec.name} decides a business day: give --day YYYY-MM-DD")
+        if spec.key == "instant" and options["at"] is None:
+            raise CommandError(f"{spec.name} runs as of an instant: give --at TIMESTAMP")
+        try:
+            run = run_job(spec.name, day=options["day"], at=options["at"], trigger="command")
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        except JobFailed as failure:
+            self.stderr.write(failure.run.error)
+            raise CommandError(
+                f"{spec.name} [{failure.run.key}] failed (run #{failure.run.pk})"
+            ) from None
+        self.stdout.write(
+            json.dumps(
+                {"run": run.pk, "job": run.job, "key": run.key, "status": run.status, **run.counts}
+            )
+        )
+        if run.status == JobRunStatus.SKIPPED:
+            raise CommandError(f"{spec.name} [{run.key}] is already running elsewhere; skipped")
