@@ -1,0 +1,280 @@
+"""Ops screens of the ledger: the log, quarantine, accounts and funding, payouts.
+
+Facts are read-only here: events, transactions, postings and payout
+instructions cannot be added, changed or deleted from the admin. Ops act
+through actions that call services (replay, discard, fund), each recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from ledger.bookkeeping import fund_account
+from ledger.ingestion import discard_quarantined, replay_quarantined
+from ledger.models import (
+    Account,
+    AccountKind,
+    ClosedOrder,
+    Event,
+    ExchangeUser,
+    LedgerTransaction,
+    PayoutInstruction,
+    Posting,
+    ProjectionCheckpoint,
+    QuarantinedInput,
+    QuarantineStatus,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Facts are appended by the product, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = (
+        "position",
+        "type",
+        "event_id",
+        "user_id",
+        "occurred_at",
+        "received_at",
+        "source",
+    )
+    list_filter = ("type", "origin", "source")
+    search_fields = ("=event_id", "=user_id")
+    ordering = ("-position",)
+    show_full_result_count = False
+
+
+@admin.register(QuarantinedInput)
+class QuarantinedInputAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "received_at",
+        "source",
+        "reason",
+        "event_id",
+        "event_type",
+        "status",
+        "first_error",
+    )
+    list_filter = ("status", "reason", "source", "event_type")
+    search_fields = ("=event_id",)
+    ordering = ("-received_at",)
+    readonly_fields = (
+        "received_at",
+        "source",
+        "event_id",
+        "event_type",
+        "reason",
+        "errors",
+        "status",
+        "resolved_at",
+        "resolved_by",
+        "replay_result",
+    )
+    fields = ("raw", *readonly_fields)
+    actions = ["replay", "discard"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="error")
+    def first_error(self, obj: QuarantinedInput) -> str:
+        if not obj.errors:
+            return ""
+        first = obj.errors[0]
+        return f"{first.get('field')}: {first.get('message')}"
+
+    def save_model(
+        self, request: HttpRequest, obj: QuarantinedInput, form: Any, change: bool
+    ) -> None:
+        # Correcting the raw input is only allowed while the entry is open.
+        if obj.status != QuarantineStatus.OPEN:
+            raise PermissionDenied("only open entries can be corrected")
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Replay selected inputs (as corrected)")
+    def replay(self, request: HttpRequest, queryset: QuerySet[QuarantinedInput]) -> None:
+        results: dict[str, int] = {}
+        for entry in queryset.filter(status=QuarantineStatus.OPEN):
+            outcome = replay_quarantined(entry, by=request.user.get_username())
+            results[outcome.status] = results.get(outcome.status, 0) + 1
+        summary = (
+            ", ".join(f"{n} {status}" for status, n in sorted(results.items())) or "nothing open"
+        )
+        self.message_user(request, f"Replayed: {summary}.")
+
+    @admin.action(description="Discard selected inputs (kept, marked discarded)")
+    def discard(self, request: HttpRequest, queryset: QuerySet[QuarantinedInput]) -> None:
+        count = 0
+        for entry in queryset.filter(status=QuarantineStatus.OPEN):
+            discard_quarantined(entry, by=request.user.get_username())
+            count += 1
+        self.message_user(request, f"Discarded {count} input(s).")
+
+
+class FundForm(forms.Form):
+    amount = forms.DecimalField(min_value=Decimal("0.00000001"), max_digits=38, decimal_places=18)
+    note = forms.CharField(max_length=200, required=False)
+    # Drawn when the form is shown: submitting twice funds once.
+    key = forms.CharField(widget=forms.HiddenInput)
+
+
+@admin.register(Account)
+class AccountAdmin(ReadOnlyAdmin):
+    list_display = (
+        "code",
+        "kind",
+        "asset",
+        "program",
+        "user_id",
+        "user_kind",
+        "balance",
+        "fund_link",
+    )
+    list_filter = ("kind", "asset", "user_kind")
+    search_fields = ("code", "=user_id", "program")
+    ordering = ("kind", "code")
+
+    @admin.display(description="")
+    def fund_link(self, obj: Account) -> str:
+        if obj.kind != AccountKind.FUNDING:
+            return ""
+        return format_html(
+            '<a href="{}">Fund</a>', reverse("admin:ledger_account_fund", args=[obj.pk])
+        )
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:account_id>/fund/",
+                self.admin_site.admin_view(self.fund_view),
+                name="ledger_account_fund",
+            ),
+            *super().get_urls(),
+        ]
+
+    def fund_view(self, request: HttpRequest, account_id: int) -> HttpResponse:
+        if not request.user.has_perm("ledger.fund_account"):
+            raise PermissionDenied("funding needs the 'fund account' permission (finance)")
+        account = get_object_or_404(Account, pk=account_id, kind=AccountKind.FUNDING)
+        form = FundForm(request.POST or None, initial={"key": uuid.uuid4().hex})
+        if request.method == "POST" and form.is_valid():
+            posted = fund_account(
+                account=account,
+                amount=form.cleaned_data["amount"],
+                idempotency_key=f"admin:{form.cleaned_data['key']}",
+                by=request.user.get_username(),
+                note=form.cleaned_data["note"],
+            )
+            if posted.created:
+                self.message_user(
+                    request, f"Funded {account.code} with {form.cleaned_data['amount']}."
+                )
+            else:
+                self.message_user(request, "This top-up was already recorded.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:ledger_account_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Fund {account.code}",
+            "account": account,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/ledger/account/fund.html", context)
+
+
+class PostingInline(admin.TabularInline):
+    model = Posting
+    fields = ("account", "asset", "amount", "posted_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(LedgerTransaction)
+class LedgerTransactionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "idempotency_key", "posted_at", "memo")
+    list_filter = ("kind",)
+    search_fields = ("idempotency_key",)
+    ordering = ("-id",)
+    inlines = [PostingInline]
+    show_full_result_count = False
+
+
+@admin.register(PayoutInstruction)
+class PayoutInstructionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "user_id",
+        "account_kind",
+        "asset",
+        "amount",
+        "expires_at",
+        "created_at",
+        "published_at",
+        "acked_at",
+    )
+    list_filter = ("kind", "asset", "account_kind")
+    search_fields = ("=user_id", "idempotency_key")
+    ordering = ("-id",)
+    show_full_result_count = False
+
+
+@admin.register(ExchangeUser)
+class ExchangeUserAdmin(ReadOnlyAdmin):
+    list_display = ("user_id", "account_type", "parent_user_id", "referral_code", "registered_at")
+    list_filter = ("account_type",)
+    search_fields = ("=user_id", "=parent_user_id")
+
+
+@admin.register(ClosedOrder)
+class ClosedOrderAdmin(ReadOnlyAdmin):
+    list_display = (
+        "user_id",
+        "order_id",
+        "first_close_at",
+        "realized_pnl",
+        "closing_notional",
+        "market",
+        "symbol",
+        "origin",
+    )
+    list_filter = ("market", "origin")
+    search_fields = ("=user_id", "=order_id")
+    show_full_result_count = False
+
+
+@admin.register(ProjectionCheckpoint)
+class ProjectionCheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("projector", "position", "updated_at")

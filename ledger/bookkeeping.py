@@ -1,0 +1,496 @@
+"""Double-entry bookkeeping: the only code that writes transactions and postings.
+
+Two entry points:
+
+- :func:`post_transaction` for one movement with explicit legs (funding a
+  program, a correction that reverses an earlier transaction);
+- :func:`post_user_credits` for the jobs' hot path: many credits to users from
+  one or a few funding accounts, set-based, in one database transaction.
+
+Both are idempotent by ``idempotency_key``; both let the database refuse
+overspending (the CHECK on funding balances, see ``Account``), so a refusal is
+all-or-nothing and never silent: :class:`InsufficientFunds` names the account.
+Every credit to a user also writes its payout instruction (the outbox).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+
+from access.errors import DomainError
+from config import clock
+from ledger.models import Account, AccountKind, LedgerTransaction, UserAccountKind
+from ledger.money import round_payout
+
+TREASURY_PROGRAM = "treasury"
+
+
+class InsufficientFunds(DomainError):
+    """A funding account cannot cover what was asked of it; nothing was posted."""
+
+    code = "insufficient_funds"
+
+    def __init__(self, account_code: str, needed: Decimal, available: Decimal) -> None:
+        self.account_code = account_code
+        self.needed = needed
+        self.available = available
+        super().__init__(
+            f"funding account {account_code} holds {available} but {needed} was needed;"
+            " nothing was posted"
+        )
+
+
+class UnbalancedTransaction(ValueError):
+    """Postings of a transaction do not sum to zero in some asset."""
+
+
+# --- accounts -----------------------------------------------------------------
+
+
+def funding_account_code(program: str, asset: str) -> str:
+    return f"funding:{program}:{asset}"
+
+
+def user_account_code(user_id: str, kind: str, asset: str) -> str:
+    return f"user:{user_id}:{kind}:{asset}"
+
+
+def treasury_account_code(asset: str) -> str:
+    return f"external:{TREASURY_PROGRAM}:{asset}"
+
+
+def open_funding_account(*, program: str, asset: str) -> Account:
+    """The funding account of a program in one asset (created on first use)."""
+    account, _ = Account.objects.get_or_create(
+        code=funding_account_code(program, asset),
+        defaults={
+            "kind": AccountKind.FUNDING,
+            "asset": asset,
+            "program": program,
+            "created_at": clock.now(),
+        },
+    )
+    return account
+
+
+def treasury_account(asset: str) -> Account:
+    account, _ = Account.objects.get_or_create(
+        code=treasury_account_code(asset),
+        defaults={
+            "kind": AccountKind.EXTERNAL,
+            "asset": asset,
+            "program": TREASURY_PROGRAM,
+            "created_at": clock.now(),
+        },
+    )
+    return account
+
+
+def user_account(*, user_id: str, kind: str, asset: str) -> Account:
+    account, _ = Account.objects.get_or_create(
+        code=user_account_code(user_id, kind, asset),
+        defaults={
+            "kind": AccountKind.USER,
+            "asset": asset,
+            "user_id": user_id,
+            "user_kind": kind,
+            "created_at": clock.now(),
+        },
+    )
+    return account
+
+
+# --- one transaction ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    account: Account
+    amount: Decimal
+    # For user credits: when the credit stops being usable (Futures bonuses).
+    expires_at: dt.datetime | None = None
+
+
+@dataclass(slots=True)
+class Posted:
+    transaction: LedgerTransaction
+    created: bool
+
+
+def post_transaction(
+    *,
+    idempotency_key: str,
+    kind: str,
+    legs: Sequence[Leg],
+    cause: dict[str, Any],
+    memo: str = "",
+) -> Posted:
+    """Post one balanced transaction, or find the one already posted under this key."""
+    if len(legs) < 2:
+        raise UnbalancedTransaction("a transaction needs at least two postings")
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for leg in legs:
+        if leg.amount == 0:
+            raise UnbalancedTransaction("a posting of zero moves nothing")
+        totals[leg.account.asset] += leg.amount
+    unbalanced = {asset: total for asset, total in totals.items() if total != 0}
+    if unbalanced:
+        raise UnbalancedTransaction(f"postings do not sum to zero: {unbalanced}")
+
+    now = clock.now()
+    with transaction.atomic():
+        tx, created = LedgerTransaction.objects.get_or_create(
+            idempotency_key=idempotency_key,
+            defaults={"kind": kind, "posted_at": now, "cause": cause, "memo": memo},
+        )
+        if not created:
+            return Posted(tx, created=False)
+        deltas = _sum_by_account(legs)
+        with connection.cursor() as cursor:
+            _lock_accounts(cursor, deltas)
+            _apply_balances(deltas, cursor=cursor)
+            posting_ids = _next_posting_ids(cursor, len(legs))
+        _copy_postings(
+            posting_ids,
+            [tx.pk] * len(legs),
+            [leg.account.pk for leg in legs],
+            [leg.account.asset for leg in legs],
+            [leg.amount for leg in legs],
+            now,
+        )
+        _insert_payouts(
+            [
+                _PayoutRow(
+                    transaction_id=tx.pk,
+                    posting_id=posting_id,
+                    idempotency_key=f"{idempotency_key}:{leg.account.user_kind}:{leg.account.asset}",
+                    user_id=leg.account.user_id,
+                    account_kind=leg.account.user_kind,
+                    asset=leg.account.asset,
+                    amount=leg.amount,
+                    kind=kind,
+                    expires_at=leg.expires_at,
+                )
+                for leg, posting_id in zip(legs, posting_ids, strict=True)
+                if leg.account.kind == AccountKind.USER and leg.amount > 0
+            ],
+            now,
+        )
+    return Posted(tx, created=True)
+
+
+def _sum_by_account(legs: Sequence[Leg]) -> dict[int, Decimal]:
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    for leg in legs:
+        totals[leg.account.pk] += leg.amount
+    return totals
+
+
+def _next_posting_ids(cursor: Any, count: int) -> list[int]:
+    # Ids drawn up front let postings go in with COPY and still be referenced
+    # by their payout instructions.
+    cursor.execute(
+        "SELECT nextval(pg_get_serial_sequence('ledger_posting', 'id'))"
+        " FROM generate_series(1, %s)",
+        [count],
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+# --- many user credits -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserCredit:
+    """A credit to a user's account from a funding account."""
+
+    idempotency_key: str
+    kind: str
+    funding_account: Account
+    user_id: str
+    amount: Decimal
+    user_kind: str = UserAccountKind.SPOT
+    cause: dict[str, Any] = field(default_factory=dict)
+    expires_at: dt.datetime | None = None
+    memo: str = ""
+
+
+@dataclass(slots=True)
+class CreditReport:
+    posted: int = 0
+    duplicates: int = 0
+    amount_by_asset: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _PayoutRow:
+    transaction_id: int
+    posting_id: int
+    idempotency_key: str
+    user_id: str
+    account_kind: str
+    asset: str
+    amount: Decimal
+    kind: str
+    expires_at: dt.datetime | None
+
+
+def post_user_credits(credits: Sequence[UserCredit]) -> CreditReport:
+    """Post many user credits at once: each its own transaction and idempotency key.
+
+    All-or-nothing: if any funding account would go below zero, nothing of the
+    batch is posted and :class:`InsufficientFunds` is raised. Keys already
+    posted (a rerun) are skipped and counted as duplicates.
+    """
+    report = CreditReport()
+    unique: dict[str, UserCredit] = {}
+    for credit in credits:
+        if credit.amount <= 0:
+            raise ValueError(f"credit {credit.idempotency_key}: amount must be > 0")
+        if credit.amount != round_payout(credit.amount):
+            raise ValueError(
+                f"credit {credit.idempotency_key}: {credit.amount} is not rounded down to"
+                " the asset's precision; round the final amount once with round_payout"
+            )
+        if credit.funding_account.kind != AccountKind.FUNDING:
+            raise ValueError(f"credit {credit.idempotency_key}: source is not a funding account")
+        if credit.idempotency_key in unique:
+            report.duplicates += 1
+            continue
+        unique[credit.idempotency_key] = credit
+    if not unique:
+        return report
+
+    now = clock.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        user_accounts = _ensure_user_accounts(cursor, unique.values(), now)
+        # Sorted keys: two batches sharing keys insert them in the same order, so
+        # they queue on each other instead of deadlocking.
+        keys = sorted(unique)
+        cursor.execute(
+            """
+            INSERT INTO ledger_ledgertransaction (idempotency_key, kind, posted_at, cause, memo)
+            SELECT k, kd, %s, c::jsonb, m
+            FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(k, kd, c, m)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING idempotency_key, id
+            """,
+            [
+                now,
+                keys,
+                [unique[k].kind for k in keys],
+                [json.dumps(unique[k].cause, default=str) for k in keys],
+                [unique[k].memo for k in keys],
+            ],
+        )
+        created = dict(cursor.fetchall())
+        report.duplicates += len(keys) - len(created)
+        if not created:
+            return report
+        fresh = [unique[key] for key in keys if key in created]
+
+        deltas: dict[int, Decimal] = defaultdict(Decimal)
+        for credit in fresh:
+            deltas[credit.funding_account.pk] -= credit.amount
+            deltas[
+                user_accounts[(credit.user_id, credit.user_kind, credit.funding_account.asset)]
+            ] += credit.amount
+        _lock_accounts(cursor, deltas)
+        _apply_balances(deltas, cursor=cursor)
+
+        posting_ids = _next_posting_ids(cursor, 2 * len(fresh))
+        tx_ids, account_ids, assets, amounts = [], [], [], []
+        payouts: list[_PayoutRow] = []
+        for position, credit in enumerate(fresh):
+            tx_id = created[credit.idempotency_key]
+            asset = credit.funding_account.asset
+            user_account_id = user_accounts[(credit.user_id, credit.user_kind, asset)]
+            tx_ids += [tx_id, tx_id]
+            account_ids += [credit.funding_account.pk, user_account_id]
+            assets += [asset, asset]
+            amounts += [-credit.amount, credit.amount]
+            payouts.append(
+                _PayoutRow(
+                    transaction_id=tx_id,
+                    posting_id=posting_ids[2 * position + 1],
+                    idempotency_key=f"{credit.idempotency_key}:{credit.user_kind}:{asset}",
+                    user_id=credit.user_id,
+                    account_kind=credit.user_kind,
+                    asset=asset,
+                    amount=credit.amount,
+                    kind=credit.kind,
+                    expires_at=credit.expires_at,
+                )
+            )
+            report.amount_by_asset[asset] = report.amount_by_asset.get(asset, Decimal(0)) + (
+                credit.amount
+            )
+        _copy_postings(posting_ids, tx_ids, account_ids, assets, amounts, now)
+        _insert_payouts(payouts, now)
+        report.posted = len(fresh)
+    return report
+
+
+def _ensure_user_accounts(
+    cursor: Any, credits: Any, now: dt.datetime
+) -> dict[tuple[str, str, str], int]:
+    wanted = sorted({(c.user_id, c.user_kind, c.funding_account.asset) for c in credits})
+    codes = [user_account_code(*key) for key in wanted]
+    cursor.execute(
+        """
+        INSERT INTO ledger_account (code, kind, asset, program, user_id, user_kind, balance, created_at)
+        SELECT code, 'user', asset, '', uid, ukind, 0, %s
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(code, uid, ukind, asset)
+        ON CONFLICT (code) DO NOTHING
+        """,
+        [
+            now,
+            codes,
+            [key[0] for key in wanted],
+            [key[1] for key in wanted],
+            [key[2] for key in wanted],
+        ],
+    )
+    cursor.execute(
+        "SELECT user_id, user_kind, asset, id FROM ledger_account WHERE code = ANY(%s)", [codes]
+    )
+    return {(user_id, kind, asset): pk for user_id, kind, asset, pk in cursor.fetchall()}
+
+
+def _lock_accounts(cursor: Any, deltas: dict[int, Decimal]) -> None:
+    # Row locks in id order: concurrent batches over the same accounts queue,
+    # never deadlock; the funding account's CHECK is then evaluated on the
+    # balance every earlier batch left.
+    cursor.execute(
+        "SELECT id FROM ledger_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+        [sorted(deltas)],
+    )
+
+
+def _apply_balances(deltas: dict[int, Decimal], cursor: Any | None = None) -> None:
+    ids = sorted(deltas)
+    sql = """
+        UPDATE ledger_account a SET balance = a.balance + d.delta
+        FROM unnest(%s::bigint[], %s::numeric[]) AS d(id, delta) WHERE a.id = d.id
+    """
+    params: list[Any] = [ids, [deltas[i] for i in ids]]
+    try:
+        with transaction.atomic():
+            if cursor is None:
+                with connection.cursor() as own:
+                    own.execute(sql, params)
+            else:
+                cursor.execute(sql, params)
+    except IntegrityError as exc:
+        if "funding_account_never_negative" not in str(exc):
+            raise
+        _raise_insufficient(deltas)
+
+
+def _raise_insufficient(deltas: dict[int, Decimal]) -> None:
+    for account in Account.objects.filter(pk__in=list(deltas), kind=AccountKind.FUNDING):
+        if account.balance + deltas[account.pk] < 0:
+            raise InsufficientFunds(account.code, -deltas[account.pk], account.balance)
+    raise InsufficientFunds("(unknown)", Decimal(0), Decimal(0))
+
+
+def _copy_postings(
+    ids: list[int],
+    tx_ids: list[int],
+    account_ids: list[int],
+    assets: list[str],
+    amounts: list[Decimal],
+    posted_at: dt.datetime,
+) -> None:
+    raw = connection.connection
+    assert raw is not None
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(
+            "COPY ledger_posting (id, transaction_id, account_id, asset, amount, posted_at) FROM STDIN"
+        ) as copy,
+    ):
+        for row in zip(ids, tx_ids, account_ids, assets, amounts, strict=True):
+            copy.write_row((*row, posted_at))
+
+
+def _insert_payouts(rows: list[_PayoutRow], now: dt.datetime) -> None:
+    if not rows:
+        return
+    raw = connection.connection
+    assert raw is not None
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(
+            "COPY ledger_payoutinstruction (transaction_id, posting_id, idempotency_key, user_id,"
+            " account_kind, asset, amount, kind, expires_at, created_at, acked_by) FROM STDIN"
+        ) as copy,
+    ):
+        for row in rows:
+            copy.write_row(
+                (
+                    row.transaction_id,
+                    row.posting_id,
+                    row.idempotency_key,
+                    row.user_id,
+                    row.account_kind,
+                    row.asset,
+                    row.amount,
+                    row.kind,
+                    row.expires_at,
+                    now,
+                    "",
+                )
+            )
+
+
+# --- funding -----------------------------------------------------------------------
+
+
+def fund_account(
+    *, account: Account, amount: Decimal, idempotency_key: str, by: str, note: str = ""
+) -> Posted:
+    """Move money from the treasury into a program's funding account (ops action).
+
+    Recorded twice on purpose: as a ledger transaction (the money) and as a
+    ``ledger.account_funded`` domain event (who did it, when and why).
+    """
+    from ledger.event_store import DomainEvent, append_domain_event
+
+    if account.kind != AccountKind.FUNDING:
+        raise ValueError(f"{account.code} is not a funding account")
+    if amount <= 0:
+        raise ValueError("a top-up must be > 0")
+    with transaction.atomic():
+        posted = post_transaction(
+            idempotency_key=f"funding:{idempotency_key}",
+            kind="funding.top_up",
+            legs=[Leg(treasury_account(account.asset), -amount), Leg(account, amount)],
+            cause={"by": by, "note": note, "top_up": idempotency_key},
+            memo=note[:255],
+        )
+        if posted.created:
+            append_domain_event(
+                DomainEvent(
+                    event_id=f"ledger.account_funded:{idempotency_key}",
+                    type="ledger.account_funded",
+                    occurred_at=clock.now(),
+                    data={
+                        "account": account.code,
+                        "asset": account.asset,
+                        "amount": str(amount),
+                        "by": by,
+                        "note": note,
+                        "transaction_id": posted.transaction.pk,
+                    },
+                )
+            )
+    return posted

@@ -1,0 +1,100 @@
+from django.db import models
+from django.db.models import Q
+
+from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS
+
+
+class AccountKind(models.TextChoices):
+    FUNDING = "funding", "Funding (a program's budget)"
+    USER = "user", "User"
+    EXTERNAL = "external", "External (the exchange's treasury)"
+
+
+class UserAccountKind(models.TextChoices):
+    SPOT = "spot", "Spot"
+    FUTURES_BONUS = "futures_bonus", "Futures bonus"
+
+
+class Account(models.Model):
+    """One ledger account in one asset.
+
+    ``balance`` is the sum of the account's postings, kept in the same
+    transaction as the postings (``verify_ledger`` checks the two agree). It
+    exists so that a CHECK constraint can make the database itself refuse any
+    transaction that would take a funding account below zero: a concurrent
+    debit waits on the row and then fails the check, so no race can overspend
+    a budget. External accounts stand for the world outside the ledger (the
+    treasury that funds programs) and may go negative.
+    """
+
+    code = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=AccountKind.choices)
+    asset = models.CharField(max_length=16)
+    # Funding accounts: the program that spends from it, e.g. "campaign:winter-2026".
+    program = models.CharField(max_length=120, blank=True, default="")
+    user_id = models.CharField(max_length=64, blank=True, default="")
+    user_kind = models.CharField(
+        max_length=16, choices=UserAccountKind.choices, blank=True, default=""
+    )
+    balance = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS, default=0
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        permissions = [("fund_account", "Can fund a program's funding account")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="funding") | Q(balance__gte=0),
+                name="funding_account_never_negative",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="user") | (~Q(user_id="") & ~Q(user_kind="")),
+                name="user_account_names_user",
+            ),
+        ]
+        indexes = [models.Index(fields=["user_id", "asset"], name="account_user_asset")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class LedgerTransaction(models.Model):
+    """A movement of money: two or more postings summing to zero per asset.
+
+    ``idempotency_key`` is derived from the cause (e.g.
+    ``voucher-payout:2026-11-20:u_1:USDT``), so a job that is rerun, or crashes
+    and is rerun, finds its transaction already there and pays nothing twice.
+    """
+
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=64)
+    posted_at = models.DateTimeField()
+    # What caused it: event ids, job run, campaign, day ... for the auditor.
+    cause = models.JSONField(default=dict)
+    memo = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "posted_at"], name="ledgertx_kind_time")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.idempotency_key}"
+
+
+class Posting(models.Model):
+    """One leg of a transaction: a signed amount on one account (append-only)."""
+
+    transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="postings"
+    )
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
+    asset = models.CharField(max_length=16)
+    amount = models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS)
+    posted_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "posted_at"], name="posting_account_time")]
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="posting_not_zero")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.amount} {self.asset}"

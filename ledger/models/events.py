@@ -1,0 +1,52 @@
+from django.db import models
+
+
+class EventOrigin(models.TextChoices):
+    EXCHANGE = "exchange", "Exchange (inbound fact)"
+    REWARDS = "rewards", "Rewards (domain event)"
+
+
+class Event(models.Model):
+    """One fact, forever.
+
+    Inbound facts of CONTRACT.md and this product's own domain events share one
+    log with one global order (``position``). Appends are serialised under one
+    advisory lock (see ``ledger.event_store``), so position order is commit
+    order and a projector that has read up to position N never misses a row
+    that commits later with a smaller position. A trigger refuses UPDATE and
+    DELETE: corrections are new events.
+    """
+
+    position = models.BigAutoField(primary_key=True)
+    event_id = models.CharField(max_length=128, unique=True)
+    type = models.CharField(max_length=64)
+    origin = models.CharField(max_length=16, choices=EventOrigin.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    user_id = models.CharField(max_length=64, blank=True, default="")
+    data = models.JSONField()
+    # Envelope fields beyond CONTRACT.md's five, kept rather than dropped.
+    extra = models.JSONField(default=dict, blank=True)
+    # sha256 of the canonical body: tells a harmless re-delivery from a conflict.
+    body_hash = models.CharField(max_length=64)
+    source = models.CharField(max_length=16)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["type", "position"], name="event_type_position"),
+            models.Index(fields=["user_id", "type"], name="event_user_type"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.type} {self.event_id}"
+
+
+class ProjectionCheckpoint(models.Model):
+    """The last event position a projector has folded into its read model."""
+
+    projector = models.CharField(max_length=64, primary_key=True)
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.projector} @ {self.position}"

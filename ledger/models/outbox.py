@@ -1,0 +1,46 @@
+from django.db import models
+from django.db.models import Q
+
+from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS
+
+
+class PayoutInstruction(models.Model):
+    """The transactional outbox: every credit to a user, for the wallet service.
+
+    Written in the same database transaction as the posting it mirrors, so a
+    credit exists if and only if its instruction does. The wallet service reads
+    pending instructions (REST, or the payout Redis Stream that the relay
+    publishes to) and acknowledges each once applied; it applies each
+    ``idempotency_key`` at most once.
+    """
+
+    transaction = models.ForeignKey(
+        "ledger.LedgerTransaction", on_delete=models.PROTECT, related_name="payouts"
+    )
+    posting = models.OneToOneField(
+        "ledger.Posting", on_delete=models.PROTECT, related_name="payout"
+    )
+    idempotency_key = models.CharField(max_length=220, unique=True)
+    user_id = models.CharField(max_length=64)
+    account_kind = models.CharField(max_length=16)
+    asset = models.CharField(max_length=16)
+    amount = models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS)
+    kind = models.CharField(max_length=64)
+    # Futures bonuses expire (e.g. 14 days after issuance); spot credits do not.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    published_at = models.DateTimeField(null=True, blank=True)
+    acked_at = models.DateTimeField(null=True, blank=True)
+    acked_by = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["id"], condition=Q(acked_at__isnull=True), name="payout_pending"),
+            models.Index(
+                fields=["id"], condition=Q(published_at__isnull=True), name="payout_unpublished"
+            ),
+            models.Index(fields=["user_id", "created_at"], name="payout_user_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.asset} -> {self.user_id}"

@@ -1,0 +1,173 @@
+"""The core read models every program reads (see ``ledger.models.read_models``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.projection import Projector, register
+
+_RANGE = "e.type = %(type)s AND e.position > %(after)s AND e.position <= %(upto)s"
+
+
+def _params(event_type: str, after: int, upto: int) -> dict[str, Any]:
+    return {"type": event_type, "after": after, "upto": upto}
+
+
+def _fold_user_directory(cursor: Any, after: int, upto: int) -> None:
+    # The earliest registration of a user wins, whatever order facts arrive in.
+    cursor.execute(
+        f"""
+        INSERT INTO ledger_exchangeuser
+            (user_id, account_type, parent_user_id, referral_code, registered_at, event_id)
+        SELECT DISTINCT ON (e.user_id)
+            e.user_id, e.data->>'account_type', coalesce(e.data->>'parent_user_id', ''),
+            coalesce(e.data->>'referral_code', ''), e.occurred_at, e.event_id
+        FROM ledger_event e
+        WHERE {_RANGE}
+        ORDER BY e.user_id, e.occurred_at, e.event_id
+        ON CONFLICT (user_id) DO UPDATE SET
+            account_type = EXCLUDED.account_type,
+            parent_user_id = EXCLUDED.parent_user_id,
+            referral_code = EXCLUDED.referral_code,
+            registered_at = EXCLUDED.registered_at,
+            event_id = EXCLUDED.event_id
+        WHERE (EXCLUDED.registered_at, EXCLUDED.event_id)
+            < (ledger_exchangeuser.registered_at, ledger_exchangeuser.event_id)
+        """,  # noqa: S608 - constant fragments only
+        _params("user.registered", after, upto),
+    )
+
+
+def _fold_wallets(cursor: Any, after: int, upto: int) -> None:
+    cursor.execute(
+        f"""
+        INSERT INTO ledger_futureswalletstate
+            (user_id, asset, occurred_at, event_id, available, locked_in_orders, margin_used, bonus)
+        SELECT e.user_id, e.data->>'asset', e.occurred_at, e.event_id,
+            (e.data->>'available')::numeric, (e.data->>'locked_in_orders')::numeric,
+            (e.data->>'margin_used')::numeric, (e.data->>'bonus')::numeric
+        FROM ledger_event e
+        WHERE {_RANGE}
+        ON CONFLICT (event_id) DO NOTHING
+        """,  # noqa: S608
+        _params("futures_wallet.updated", after, upto),
+    )
+
+
+def _fold_positions(cursor: Any, after: int, upto: int) -> None:
+    cursor.execute(
+        f"""
+        INSERT INTO ledger_futurespositionsstate (user_id, occurred_at, event_id, positions)
+        SELECT e.user_id, e.occurred_at, e.event_id, e.data->'positions'
+        FROM ledger_event e
+        WHERE {_RANGE}
+        ON CONFLICT (event_id) DO NOTHING
+        """,  # noqa: S608
+        _params("futures_positions.updated", after, upto),
+    )
+
+
+def _fold_holdings(cursor: Any, after: int, upto: int) -> None:
+    cursor.execute(
+        f"""
+        INSERT INTO ledger_holdingstate (user_id, asset, occurred_at, event_id, amount)
+        SELECT e.user_id, e.data->>'asset', e.occurred_at, e.event_id,
+            (e.data->>'amount')::numeric
+        FROM ledger_event e
+        WHERE {_RANGE}
+        ON CONFLICT (event_id) DO NOTHING
+        """,  # noqa: S608
+        _params("holding.updated", after, upto),
+    )
+
+
+def _fold_closed_orders(cursor: Any, after: int, upto: int) -> None:
+    # Sums are commutative and "first" is a minimum over (occurred_at, event_id),
+    # so folding fills in any grouping or order gives the same closed orders.
+    cursor.execute(
+        f"""
+        WITH fills AS (
+            SELECT e.user_id, e.data->>'order_id' AS order_id, e.occurred_at, e.event_id,
+                (e.data->>'realized_pnl')::numeric AS pnl,
+                (e.data->>'notional')::numeric AS notional,
+                e.data->>'market' AS market, e.data->>'symbol' AS symbol,
+                e.data->>'origin' AS origin, e.data->'promo_funding' AS promo
+            FROM ledger_event e
+            WHERE {_RANGE} AND e.data->>'action' = 'close'
+        ),
+        firsts AS (
+            SELECT DISTINCT ON (user_id, order_id) user_id, order_id, occurred_at, event_id,
+                market, symbol, origin
+            FROM fills ORDER BY user_id, order_id, occurred_at, event_id
+        ),
+        sums AS (
+            SELECT user_id, order_id, sum(pnl) AS pnl, sum(notional) AS notional,
+                count(*) AS n, max(occurred_at) AS last_at
+            FROM fills GROUP BY user_id, order_id
+        ),
+        promos AS (
+            SELECT user_id, order_id, jsonb_agg(DISTINCT p ORDER BY p) AS promo
+            FROM fills, jsonb_array_elements_text(fills.promo) p
+            GROUP BY user_id, order_id
+        )
+        INSERT INTO ledger_closedorder
+            (user_id, order_id, first_close_at, first_close_event_id, last_close_at,
+             realized_pnl, closing_notional, closing_fills, market, symbol, origin, promo_funding)
+        SELECT s.user_id, s.order_id, f.occurred_at, f.event_id, s.last_at, s.pnl, s.notional,
+            s.n, f.market, f.symbol, f.origin, coalesce(p.promo, '[]'::jsonb)
+        FROM sums s JOIN firsts f USING (user_id, order_id)
+            LEFT JOIN promos p USING (user_id, order_id)
+        ON CONFLICT (user_id, order_id) DO UPDATE SET
+            realized_pnl = ledger_closedorder.realized_pnl + EXCLUDED.realized_pnl,
+            closing_notional = ledger_closedorder.closing_notional + EXCLUDED.closing_notional,
+            closing_fills = ledger_closedorder.closing_fills + EXCLUDED.closing_fills,
+            last_close_at = greatest(ledger_closedorder.last_close_at, EXCLUDED.last_close_at),
+            promo_funding = (
+                SELECT coalesce(jsonb_agg(DISTINCT p ORDER BY p), '[]'::jsonb)
+                FROM jsonb_array_elements_text(
+                    ledger_closedorder.promo_funding || EXCLUDED.promo_funding) p),
+            first_close_at = CASE WHEN (EXCLUDED.first_close_at, EXCLUDED.first_close_event_id)
+                < (ledger_closedorder.first_close_at, ledger_closedorder.first_close_event_id)
+                THEN EXCLUDED.first_close_at ELSE ledger_closedorder.first_close_at END,
+            first_close_event_id = CASE WHEN (EXCLUDED.first_close_at, EXCLUDED.first_close_event_id)
+                < (ledger_closedorder.first_close_at, ledger_closedorder.first_close_event_id)
+                THEN EXCLUDED.first_close_event_id ELSE ledger_closedorder.first_close_event_id END,
+            market = CASE WHEN (EXCLUDED.first_close_at, EXCLUDED.first_close_event_id)
+                < (ledger_closedorder.first_close_at, ledger_closedorder.first_close_event_id)
+                THEN EXCLUDED.market ELSE ledger_closedorder.market END,
+            symbol = CASE WHEN (EXCLUDED.first_close_at, EXCLUDED.first_close_event_id)
+                < (ledger_closedorder.first_close_at, ledger_closedorder.first_close_event_id)
+                THEN EXCLUDED.symbol ELSE ledger_closedorder.symbol END,
+            origin = CASE WHEN (EXCLUDED.first_close_at, EXCLUDED.first_close_event_id)
+                < (ledger_closedorder.first_close_at, ledger_closedorder.first_close_event_id)
+                THEN EXCLUDED.origin ELSE ledger_closedorder.origin END
+        """,  # noqa: S608
+        _params("trade.filled", after, upto),
+    )
+
+
+register(
+    Projector(
+        "user_directory", ("user.registered",), ("ledger_exchangeuser",), _fold_user_directory
+    )
+)
+register(
+    Projector(
+        "futures_wallets",
+        ("futures_wallet.updated",),
+        ("ledger_futureswalletstate",),
+        _fold_wallets,
+    )
+)
+register(
+    Projector(
+        "futures_positions",
+        ("futures_positions.updated",),
+        ("ledger_futurespositionsstate",),
+        _fold_positions,
+    )
+)
+register(Projector("holdings", ("holding.updated",), ("ledger_holdingstate",), _fold_holdings))
+register(
+    Projector("closed_orders", ("trade.filled",), ("ledger_closedorder",), _fold_closed_orders)
+)

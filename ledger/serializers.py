@@ -1,0 +1,30 @@
+"""Serializer fields shared by every app's API."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ledger.money import format_amount
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "format": "decimal",
+        "example": "42.5",
+        "description": "Exact decimal amount as a string.",
+    }
+)
+class AmountField(serializers.Field):
+    """A read-only money amount: a decimal string without exponent or trailing zeros."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Decimal) -> str:
+        return format_amount(value)
