@@ -1,12 +1,18 @@
 from typing import Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
 
 def _sync_groups(sender: AppConfig, **kwargs: Any) -> None:
+    from django.contrib.auth.management import create_permissions
+
     from access.roles import sync_staff_groups
 
+    # post_migrate reaches this app before the apps listed after it have their
+    # permissions; create them all first (idempotent) so every role is complete.
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=kwargs.get("using", "default"))
     sync_staff_groups()
 
 
@@ -15,5 +21,4 @@ class AccessConfig(AppConfig):
     verbose_name = "Access: service tokens and staff roles"
 
     def ready(self) -> None:
-        # After the last app migrates, every permission exists; sync the roles then.
         post_migrate.connect(_sync_groups, sender=self, dispatch_uid="access.sync_staff_groups")

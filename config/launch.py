@@ -1,0 +1,144 @@
+"""The two entry points of a fresh machine: ``serve`` and ``test``.
+
+Both first make sure the servers exist: where ``DATABASE_URL`` / ``REDIS_URL``
+are unset, the embedded PostgreSQL and Redis are started (or joined) here, in
+the parent, so that every child process shares them and they stop when the
+parent exits. Where they are set, the named database is created if missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlparse
+
+from config import embedded
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def _servers() -> None:
+    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+        embedded.provide(os.environ)
+    else:
+        _ensure_database(os.environ["DATABASE_URL"])
+
+
+def _ensure_database(url: str) -> None:
+    """Create the database named by DATABASE_URL on its server if it is missing."""
+    import psycopg
+    from psycopg import sql
+
+    name = urlparse(url).path.lstrip("/")
+    admin_url = url.replace(f"/{name}", "/postgres", 1)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _manage(*args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, check=True)  # noqa: S603
+
+
+def serve(port: int, workers: int) -> int:
+    _servers()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    _manage("migrate", "--noinput")
+    _manage("collectstatic", "--noinput", "--verbosity", "0")
+    commands = {
+        "web": [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--bind",
+            f"0.0.0.0:{port}",
+            "--workers",
+            str(workers),
+            "--access-logfile",
+            "-",
+        ],
+        "worker": [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+        ],
+        "beat": [PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO"],
+        "consumer": [PYTHON, "manage.py", "consume_events"],
+    }
+    children = {
+        name: subprocess.Popen(argv, cwd=BASE_DIR)  # noqa: S603
+        for name, argv in commands.items()
+    }
+    print(f"serving on http://127.0.0.1:{port}/  (admin /admin/, API docs /api/docs/)", flush=True)
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    status = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"{name} exited with {child.returncode}; stopping the rest", file=sys.stderr)
+                status = child.returncode or 1
+                stopping = True
+                break
+        time.sleep(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 20
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return status
+
+
+def test(pytest_args: list[str]) -> int:
+    _servers()
+    result = subprocess.run([PYTHON, "-m", "pytest", *pytest_args], cwd=BASE_DIR, check=False)  # noqa: S603
+    if result.returncode == 5:
+        print("no tests were collected", file=sys.stderr)
+        return 1
+    return result.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m config.launch")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_parser = sub.add_parser("serve", help="web, worker, beat and stream consumer")
+    serve_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve_parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2"))
+    )
+    sub.add_parser("test", help="the whole test suite (extra arguments go to pytest)")
+    args, rest = parser.parse_known_args()
+    if args.command == "serve":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        sys.exit(serve(args.port, args.workers))
+    sys.exit(test(rest))
+
+
+if __name__ == "__main__":
+    main()
