@@ -140,11 +140,11 @@ def test_one_run_per_job_and_key_at_a_time() -> None:
 def test_the_beat_task_runs_yesterday_for_day_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FROZEN_NOW", "2026-11-24T00:10:00Z")
     assert run_scheduled_job.acks_late is True
-    result = run_scheduled_job.apply(args=["test_tally_day"]).get()
+    result = run_scheduled_job.apply(args=("test_tally_day",)).get()
     assert calls_seen == [("day", dt.date(2026, 11, 23))]
     assert result["status"] == "succeeded"
-    run = JobRun.objects.get(pk=result["run"])
-    assert (run.key, run.trigger) == ("2026-11-23", "beat")
+    run = JobRun.objects.get(job="test_tally_day")
+    assert (run.pk, run.key, run.trigger) == (result["run"], "2026-11-23", "beat")
 
 
 def test_the_scheduled_key_of_an_instant_job_is_the_instant() -> None:
