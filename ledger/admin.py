@@ -14,7 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -155,12 +155,30 @@ class AccountAdmin(ReadOnlyAdmin):
         "program",
         "user_id",
         "user_kind",
-        "balance",
+        "current_balance",
         "fund_link",
     )
     list_filter = ("kind", "asset", "user_kind")
     search_fields = ("code", "=user_id", "program")
     ordering = ("kind", "code")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
+        # User accounts keep no balance column (see Account): sum their postings,
+        # for the rows of the page only.
+        posted = (
+            Posting.objects.filter(account=OuterRef("pk"))
+            .order_by()
+            .values("account")
+            .annotate(total=Sum("amount"))
+            .values("total")
+        )
+        return super().get_queryset(request).annotate(posted_total=Subquery(posted))
+
+    @admin.display(description="balance")
+    def current_balance(self, obj: Account) -> Decimal:
+        if obj.kind == AccountKind.USER:
+            return getattr(obj, "posted_total", None) or Decimal(0)
+        return obj.balance
 
     @admin.display(description="")
     def fund_link(self, obj: Account) -> str:

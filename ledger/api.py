@@ -20,6 +20,7 @@ from access.permissions import IsExchangeUser, IsService, caller_user_id
 from ledger import selectors
 from ledger.ingestion import ingest
 from ledger.models import PayoutInstruction
+from ledger.parsers import FastJSONParser
 from ledger.payouts import acknowledge_payout, payout_message
 from ledger.serializers import AmountField
 
@@ -51,6 +52,7 @@ class EventBatchView(APIView):
     """Ingest a batch of exchange events (CONTRACT.md)."""
 
     permission_classes = [IsService]
+    parser_classes = [FastJSONParser]
 
     @extend_schema(
         operation_id="ingest_events",

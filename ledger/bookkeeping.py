@@ -16,19 +16,20 @@ Every credit to a user also writes its payout instruction (the outbox).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.db import IntegrityError, connection, transaction
 
 from access.errors import DomainError
 from config import clock
 from ledger.models import Account, AccountKind, LedgerTransaction, UserAccountKind
 from ledger.money import round_payout
+from ledger.sql import binary_cursor
 
 TREASURY_PROGRAM = "treasury"
 
@@ -67,45 +68,41 @@ def treasury_account_code(asset: str) -> str:
     return f"external:{TREASURY_PROGRAM}:{asset}"
 
 
-def open_funding_account(*, program: str, asset: str) -> Account:
-    """The funding account of a program in one asset (created on first use)."""
+def _account(code: str, **fields: Any) -> Account:
     account, _ = Account.objects.get_or_create(
-        code=funding_account_code(program, asset),
-        defaults={
-            "kind": AccountKind.FUNDING,
-            "asset": asset,
-            "program": program,
-            "created_at": clock.now(),
-        },
+        code=code, defaults={**fields, "created_at": clock.now()}
     )
     return account
+
+
+def open_funding_account(*, program: str, asset: str) -> Account:
+    """The funding account of a program in one asset (created on first use)."""
+    return _account(
+        funding_account_code(program, asset),
+        kind=AccountKind.FUNDING,
+        asset=asset,
+        program=program,
+    )
 
 
 def treasury_account(asset: str) -> Account:
-    account, _ = Account.objects.get_or_create(
-        code=treasury_account_code(asset),
-        defaults={
-            "kind": AccountKind.EXTERNAL,
-            "asset": asset,
-            "program": TREASURY_PROGRAM,
-            "created_at": clock.now(),
-        },
+    """The exchange's treasury: the outside world that funds programs."""
+    return _account(
+        treasury_account_code(asset),
+        kind=AccountKind.EXTERNAL,
+        asset=asset,
+        program=TREASURY_PROGRAM,
     )
-    return account
 
 
 def user_account(*, user_id: str, kind: str, asset: str) -> Account:
-    account, _ = Account.objects.get_or_create(
-        code=user_account_code(user_id, kind, asset),
-        defaults={
-            "kind": AccountKind.USER,
-            "asset": asset,
-            "user_id": user_id,
-            "user_kind": kind,
-            "created_at": clock.now(),
-        },
+    return _account(
+        user_account_code(user_id, kind, asset),
+        kind=AccountKind.USER,
+        asset=asset,
+        user_id=user_id,
+        user_kind=kind,
     )
-    return account
 
 
 # --- one transaction ---------------------------------------------------------------
@@ -188,9 +185,11 @@ def post_transaction(
 
 
 def _sum_by_account(legs: Sequence[Leg]) -> dict[int, Decimal]:
+    """Balance changes of the accounts whose balance is kept (not user accounts)."""
     totals: dict[int, Decimal] = defaultdict(Decimal)
     for leg in legs:
-        totals[leg.account.pk] += leg.amount
+        if leg.account.kind != AccountKind.USER:
+            totals[leg.account.pk] += leg.amount
     return totals
 
 
@@ -275,34 +274,34 @@ def post_user_credits(credits: Sequence[UserCredit]) -> CreditReport:
         # Sorted keys: two batches sharing keys insert them in the same order, so
         # they queue on each other instead of deadlocking.
         keys = sorted(unique)
-        cursor.execute(
-            """
-            INSERT INTO ledger_ledgertransaction (idempotency_key, kind, posted_at, cause, memo)
-            SELECT k, kd, %s, c::jsonb, m
-            FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(k, kd, c, m)
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING idempotency_key, id
-            """,
-            [
-                now,
-                keys,
-                [unique[k].kind for k in keys],
-                [json.dumps(unique[k].cause, default=str) for k in keys],
-                [unique[k].memo for k in keys],
-            ],
-        )
-        created = dict(cursor.fetchall())
+        with binary_cursor() as binary:
+            binary.execute(
+                """
+                INSERT INTO ledger_ledgertransaction (idempotency_key, kind, posted_at, cause, memo)
+                SELECT k, kd, %b, c::jsonb, m
+                FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS t(k, kd, c, m)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING idempotency_key, id
+                """,
+                [
+                    now,
+                    keys,
+                    [unique[k].kind for k in keys],
+                    [_cause_json(unique[k].cause) for k in keys],
+                    [unique[k].memo for k in keys],
+                ],
+            )
+            created = dict(binary.fetchall())
         report.duplicates += len(keys) - len(created)
         if not created:
             return report
         fresh = [unique[key] for key in keys if key in created]
 
+        # Only funding balances are kept (see Account): one row to lock and
+        # update per funding account, however many users the batch pays.
         deltas: dict[int, Decimal] = defaultdict(Decimal)
         for credit in fresh:
             deltas[credit.funding_account.pk] -= credit.amount
-            deltas[
-                user_accounts[(credit.user_id, credit.user_kind, credit.funding_account.asset)]
-            ] += credit.amount
         _lock_accounts(cursor, deltas)
         _apply_balances(deltas, cursor=cursor)
 
@@ -344,25 +343,39 @@ def _ensure_user_accounts(
 ) -> dict[tuple[str, str, str], int]:
     wanted = sorted({(c.user_id, c.user_kind, c.funding_account.asset) for c in credits})
     codes = [user_account_code(*key) for key in wanted]
-    cursor.execute(
-        """
-        INSERT INTO ledger_account (code, kind, asset, program, user_id, user_kind, balance, created_at)
-        SELECT code, 'user', asset, '', uid, ukind, 0, %s
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS t(code, uid, ukind, asset)
-        ON CONFLICT (code) DO NOTHING
-        """,
-        [
-            now,
-            codes,
-            [key[0] for key in wanted],
-            [key[1] for key in wanted],
-            [key[2] for key in wanted],
-        ],
-    )
-    cursor.execute(
-        "SELECT user_id, user_kind, asset, id FROM ledger_account WHERE code = ANY(%s)", [codes]
-    )
-    return {(user_id, kind, asset): pk for user_id, kind, asset, pk in cursor.fetchall()}
+    select = "SELECT user_id, user_kind, asset, id FROM ledger_account WHERE code = ANY(%b::text[])"
+    with binary_cursor() as binary:
+        # Most users already have their account: look first, insert only the missing.
+        binary.execute(select, [codes])
+        found = {(user_id, kind, asset): pk for user_id, kind, asset, pk in binary.fetchall()}
+        missing = [key for key in wanted if key not in found]
+        if missing:
+            binary.execute(
+                """
+                INSERT INTO ledger_account
+                    (code, kind, asset, program, user_id, user_kind, balance, created_at)
+                SELECT code, 'user', asset, '', uid, ukind, 0, %b
+                FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[])
+                    AS t(code, uid, ukind, asset)
+                ON CONFLICT (code) DO NOTHING
+                """,
+                [
+                    now,
+                    [user_account_code(*key) for key in missing],
+                    [key[0] for key in missing],
+                    [key[1] for key in missing],
+                    [key[2] for key in missing],
+                ],
+            )
+            binary.execute(select, [[user_account_code(*key) for key in missing]])
+            found.update(
+                {(user_id, kind, asset): pk for user_id, kind, asset, pk in binary.fetchall()}
+            )
+    return found
+
+
+def _cause_json(cause: dict[str, Any]) -> str:
+    return orjson.dumps(cause, default=str).decode()
 
 
 def _lock_accounts(cursor: Any, deltas: dict[int, Decimal]) -> None:

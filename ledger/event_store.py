@@ -25,12 +25,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 
 from config import clock
 from ledger import projection
 from ledger.contract import InboundEvent, body_hash
 from ledger.models import EventOrigin
+from ledger.sql import binary_cursor
 
 # A fixed key for pg_advisory_xact_lock: "append to the event log".
 APPEND_LOCK_KEY = 0x5E7E_0001
@@ -73,12 +75,19 @@ def stored_hashes(event_ids: Sequence[str]) -> dict[str, str]:
     """Body hashes of the given ids that are already in the log."""
     if not event_ids:
         return {}
-    with connection.cursor() as cursor:
+    with binary_cursor() as cursor:
         cursor.execute(
-            "SELECT event_id, body_hash FROM ledger_event WHERE event_id = ANY(%s)",
+            "SELECT event_id, body_hash FROM ledger_event WHERE event_id = ANY(%b::text[])",
             [list(event_ids)],
         )
         return dict(cursor.fetchall())
+
+
+def _json_text(value: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, ensure_ascii=False)
 
 
 def copy_inbound(events: Iterable[InboundEvent], *, source: str, received_at: dt.datetime) -> int:
@@ -97,8 +106,8 @@ def copy_inbound(events: Iterable[InboundEvent], *, source: str, received_at: dt
                     event.occurred_at,
                     received_at,
                     event.user_id,
-                    json.dumps(event.data, ensure_ascii=False),
-                    json.dumps(event.extra, ensure_ascii=False),
+                    _json_text(event.data),
+                    _json_text(event.extra) if event.extra else "{}",
                     event.body_hash,
                     source,
                 )

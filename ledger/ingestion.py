@@ -107,18 +107,23 @@ def _identity(body: Any) -> tuple[str, str]:
     )
 
 
-def ingest(items: Sequence[Any], *, source: str, quarantine: bool = True) -> IngestReport:
-    """Ingest a batch: raw JSON texts (``str``/``bytes``) or decoded objects.
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch after the checks that need no database: parsed, validated, and
+    deduplicated within itself."""
 
-    One database transaction for the whole batch: the events, their
-    projections and the quarantine rows commit together or not at all.
-    ``quarantine=False`` is for replaying an input that is already quarantined.
-    """
-    outcomes: list[Outcome | None] = [None] * len(items)
+    items: Sequence[Any]
+    rejections: list[_Rejection]
+    candidates: dict[str, tuple[int, InboundEvent]]
+    in_batch_duplicates: list[tuple[int, InboundEvent]]
+
+
+def prepare(items: Sequence[Any]) -> PreparedBatch:
+    """Parse and validate a batch (pure: no database). Doors that stream may
+    prepare the next batch while the previous one commits."""
     rejections: list[_Rejection] = []
     candidates: dict[str, tuple[int, InboundEvent]] = {}
     in_batch_duplicates: list[tuple[int, InboundEvent]] = []
-
     for index, item in enumerate(items):
         if isinstance(item, str | bytes):
             body, errors = parse_json(item)
@@ -137,6 +142,26 @@ def ingest(items: Sequence[Any], *, source: str, quarantine: bool = True) -> Ing
             in_batch_duplicates.append((index, event))
         else:
             candidates[event.event_id] = (index, event)
+    return PreparedBatch(items, rejections, candidates, in_batch_duplicates)
+
+
+def ingest(items: Sequence[Any], *, source: str, quarantine: bool = True) -> IngestReport:
+    """Ingest a batch: raw JSON texts (``str``/``bytes``) or decoded objects.
+
+    One database transaction for the whole batch: the events, their
+    projections and the quarantine rows commit together or not at all.
+    ``quarantine=False`` is for replaying an input that is already quarantined.
+    """
+    return commit(prepare(items), source=source, quarantine=quarantine)
+
+
+def commit(batch: PreparedBatch, *, source: str, quarantine: bool = True) -> IngestReport:
+    """Dedupe a prepared batch against the log, append and project the new
+    events, quarantine the rejections: one transaction."""
+    items = batch.items
+    outcomes: list[Outcome | None] = [None] * len(items)
+    rejections = list(batch.rejections)
+    candidates = batch.candidates
 
     with transaction.atomic():
         event_store.take_append_lock()
@@ -151,7 +176,7 @@ def ingest(items: Sequence[Any], *, source: str, quarantine: bool = True) -> Ing
                 outcomes[index] = Outcome(index, event_id, DUPLICATE)
             else:
                 rejections.append(_conflict(index, items[index], event))
-        for index, event in in_batch_duplicates:
+        for index, event in batch.in_batch_duplicates:
             first_hash = candidates[event.event_id][1].body_hash
             if event.body_hash == first_hash:
                 outcomes[index] = Outcome(index, event.event_id, DUPLICATE)

@@ -84,39 +84,35 @@ def _fold_holdings(cursor: Any, after: int, upto: int) -> None:
 def _fold_closed_orders(cursor: Any, after: int, upto: int) -> None:
     # Sums are commutative and "first" is a minimum over (occurred_at, event_id),
     # so folding fills in any grouping or order gives the same closed orders.
+    # One pass, no joins: a batch's statistics are unknown to the planner while
+    # it is still being written, and a join plan guessed from them goes quadratic.
     cursor.execute(
         f"""
-        WITH fills AS (
-            SELECT e.user_id, e.data->>'order_id' AS order_id, e.occurred_at, e.event_id,
-                (e.data->>'realized_pnl')::numeric AS pnl,
-                (e.data->>'notional')::numeric AS notional,
-                e.data->>'market' AS market, e.data->>'symbol' AS symbol,
-                e.data->>'origin' AS origin, e.data->'promo_funding' AS promo
+        WITH orders AS (
+            SELECT e.user_id, e.data->>'order_id' AS order_id,
+                sum((e.data->>'realized_pnl')::numeric) AS pnl,
+                sum((e.data->>'notional')::numeric) AS notional,
+                count(*) AS n,
+                max(e.occurred_at) AS last_at,
+                min(e.occurred_at) AS first_at,
+                (array_agg(e.event_id ORDER BY e.occurred_at, e.event_id))[1] AS first_event_id,
+                (array_agg(e.data->>'market' ORDER BY e.occurred_at, e.event_id))[1] AS market,
+                (array_agg(e.data->>'symbol' ORDER BY e.occurred_at, e.event_id))[1] AS symbol,
+                (array_agg(e.data->>'origin' ORDER BY e.occurred_at, e.event_id))[1] AS origin,
+                jsonb_agg(e.data->'promo_funding') AS promos
             FROM ledger_event e
             WHERE {_RANGE} AND e.data->>'action' = 'close'
-        ),
-        firsts AS (
-            SELECT DISTINCT ON (user_id, order_id) user_id, order_id, occurred_at, event_id,
-                market, symbol, origin
-            FROM fills ORDER BY user_id, order_id, occurred_at, event_id
-        ),
-        sums AS (
-            SELECT user_id, order_id, sum(pnl) AS pnl, sum(notional) AS notional,
-                count(*) AS n, max(occurred_at) AS last_at
-            FROM fills GROUP BY user_id, order_id
-        ),
-        promos AS (
-            SELECT user_id, order_id, jsonb_agg(DISTINCT p ORDER BY p) AS promo
-            FROM fills, jsonb_array_elements_text(fills.promo) p
-            GROUP BY user_id, order_id
+            GROUP BY e.user_id, e.data->>'order_id'
         )
         INSERT INTO ledger_closedorder
             (user_id, order_id, first_close_at, first_close_event_id, last_close_at,
              realized_pnl, closing_notional, closing_fills, market, symbol, origin, promo_funding)
-        SELECT s.user_id, s.order_id, f.occurred_at, f.event_id, s.last_at, s.pnl, s.notional,
-            s.n, f.market, f.symbol, f.origin, coalesce(p.promo, '[]'::jsonb)
-        FROM sums s JOIN firsts f USING (user_id, order_id)
-            LEFT JOIN promos p USING (user_id, order_id)
+        SELECT o.user_id, o.order_id, o.first_at, o.first_event_id, o.last_at, o.pnl, o.notional,
+            o.n, o.market, o.symbol, o.origin,
+            (SELECT coalesce(jsonb_agg(DISTINCT p ORDER BY p), '[]'::jsonb)
+             FROM jsonb_array_elements(o.promos) fill_promos,
+                  jsonb_array_elements_text(fill_promos) p)
+        FROM orders o
         ON CONFLICT (user_id, order_id) DO UPDATE SET
             realized_pnl = ledger_closedorder.realized_pnl + EXCLUDED.realized_pnl,
             closing_notional = ledger_closedorder.closing_notional + EXCLUDED.closing_notional,

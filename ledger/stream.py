@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import redis
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, reset_queries
 
 from ledger.ingestion import ingest, quarantine_unprocessable
 
@@ -120,6 +120,7 @@ class EventStreamConsumer:
         if not entries:
             return 0
         close_old_connections()
+        reset_queries()  # a consumer runs for days; with DEBUG on Django would keep every SQL
         raws = [_raw_event(fields) for _, fields in entries]
         try:
             report = ingest(raws, source="stream")

@@ -25,11 +25,15 @@ CHECKS: dict[str, tuple[str, str]] = {
            JOIN ledger_account a ON a.id = p.account_id WHERE p.asset <> a.asset LIMIT 20""",
     ),
     "balances_match_postings": (
-        "every account's balance equals the sum of its postings",
+        "every funding and external account's balance equals the sum of its postings",
         """SELECT a.code, a.balance, coalesce(s.total, 0) FROM ledger_account a
            LEFT JOIN (SELECT account_id, sum(amount) AS total FROM ledger_posting
                       GROUP BY account_id) s ON s.account_id = a.id
-           WHERE a.balance <> coalesce(s.total, 0) LIMIT 20""",
+           WHERE a.kind <> 'user' AND a.balance <> coalesce(s.total, 0) LIMIT 20""",
+    ),
+    "user_balance_not_kept": (
+        "user accounts keep no balance of their own (theirs is the sum of their postings)",
+        """SELECT code, balance FROM ledger_account WHERE kind = 'user' AND balance <> 0 LIMIT 20""",
     ),
     "funding_never_negative": (
         "no funding account is below zero, now or after any of its postings",

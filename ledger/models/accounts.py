@@ -18,16 +18,20 @@ class UserAccountKind(models.TextChoices):
 class Account(models.Model):
     """One ledger account in one asset.
 
-    ``balance`` is the sum of the account's postings, kept in the same
-    transaction as the postings (``verify_ledger`` checks the two agree). It
-    exists so that a CHECK constraint can make the database itself refuse any
-    transaction that would take a funding account below zero: a concurrent
-    debit waits on the row and then fails the check, so no race can overspend
-    a budget. External accounts stand for the world outside the ledger (the
-    treasury that funds programs) and may go negative.
+    ``balance`` is kept for funding and external accounts: the sum of their
+    postings, updated in the same transaction (``verify_ledger`` checks the two
+    agree). It exists so that a CHECK constraint can make the database itself
+    refuse any transaction that would take a funding account below zero: a
+    concurrent debit waits on the row and then fails the check, so no race can
+    overspend a budget. External accounts stand for the world outside the
+    ledger (the treasury that funds programs) and may go negative.
+
+    User accounts keep no balance (it stays 0): theirs is the sum of their
+    postings (``selectors.balance_as_of``). Keeping it would add a row update
+    per user to every payout batch for a number nothing guards.
     """
 
-    code = models.CharField(max_length=200, unique=True)
+    code = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=AccountKind.choices)
     asset = models.CharField(max_length=16)
     # Funding accounts: the program that spends from it, e.g. "campaign:winter-2026".
@@ -48,6 +52,7 @@ class Account(models.Model):
                 condition=~Q(kind="funding") | Q(balance__gte=0),
                 name="funding_account_never_negative",
             ),
+            models.UniqueConstraint(fields=["code"], name="account_code_unique"),
             models.CheckConstraint(
                 condition=~Q(kind="user") | (~Q(user_id="") & ~Q(user_kind="")),
                 name="user_account_names_user",
@@ -67,7 +72,9 @@ class LedgerTransaction(models.Model):
     and is rerun, finds its transaction already there and pays nothing twice.
     """
 
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    # Unique through a constraint, not unique=True: no extra LIKE index to keep
+    # up on the hot insert path.
+    idempotency_key = models.CharField(max_length=200)
     kind = models.CharField(max_length=64)
     posted_at = models.DateTimeField()
     # What caused it: event ids, job run, campaign, day ... for the auditor.
@@ -76,6 +83,9 @@ class LedgerTransaction(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["kind", "posted_at"], name="ledgertx_kind_time")]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="ledgertx_idempotency_key")
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.idempotency_key}"
@@ -87,7 +97,10 @@ class Posting(models.Model):
     transaction = models.ForeignKey(
         LedgerTransaction, on_delete=models.PROTECT, related_name="postings"
     )
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
+    # Indexed by posting_account_time below, whose first column serves lookups by account.
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="postings", db_index=False
+    )
     asset = models.CharField(max_length=16)
     amount = models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS)
     posted_at = models.DateTimeField()

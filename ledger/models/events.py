@@ -18,7 +18,9 @@ class Event(models.Model):
     """
 
     position = models.BigAutoField(primary_key=True)
-    event_id = models.CharField(max_length=128, unique=True)
+    # Unique through a constraint, not unique=True: no extra LIKE index to keep
+    # up on the hot insert path.
+    event_id = models.CharField(max_length=128)
     type = models.CharField(max_length=64)
     origin = models.CharField(max_length=16, choices=EventOrigin.choices)
     occurred_at = models.DateTimeField()
@@ -32,10 +34,11 @@ class Event(models.Model):
     source = models.CharField(max_length=16)
 
     class Meta:
-        indexes = [
-            models.Index(fields=["type", "position"], name="event_type_position"),
-            models.Index(fields=["user_id", "type"], name="event_user_type"),
-        ]
+        constraints = [models.UniqueConstraint(fields=["event_id"], name="event_id_unique")]
+        # No index on type: projectors read position ranges (the primary key)
+        # and filter by type; a (type, position) index was the largest one to
+        # keep up on every append.
+        indexes = [models.Index(fields=["user_id", "type"], name="event_user_type")]
 
     def __str__(self) -> str:
         return f"#{self.position} {self.type} {self.event_id}"

@@ -14,13 +14,16 @@ class PayoutInstruction(models.Model):
     ``idempotency_key`` at most once.
     """
 
+    # Not indexed: instructions are found by id, user or posting, never by transaction.
     transaction = models.ForeignKey(
-        "ledger.LedgerTransaction", on_delete=models.PROTECT, related_name="payouts"
+        "ledger.LedgerTransaction", on_delete=models.PROTECT, related_name="payouts", db_index=False
     )
     posting = models.OneToOneField(
         "ledger.Posting", on_delete=models.PROTECT, related_name="payout"
     )
-    idempotency_key = models.CharField(max_length=220, unique=True)
+    # Unique through a constraint, not unique=True: no extra LIKE index to keep
+    # up on the hot insert path.
+    idempotency_key = models.CharField(max_length=220)
     user_id = models.CharField(max_length=64)
     account_kind = models.CharField(max_length=16)
     asset = models.CharField(max_length=16)
@@ -34,6 +37,9 @@ class PayoutInstruction(models.Model):
     acked_by = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="payout_idempotency_key")
+        ]
         indexes = [
             models.Index(fields=["id"], condition=Q(acked_at__isnull=True), name="payout_pending"),
             models.Index(

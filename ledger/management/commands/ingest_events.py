@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import reset_queries
 from tqdm import tqdm
 
-from ledger.ingestion import ingest
+from ledger.ingestion import PreparedBatch, commit, prepare
 
 CHUNK = 5000
 
@@ -48,14 +50,36 @@ class Command(BaseCommand):
             disable=options["no_progress"],
             file=sys.stderr,
         )
+        # Two stages: a helper thread parses and validates chunk N+1 while this
+        # thread commits chunk N (the database wait releases the GIL). Commits
+        # stay on this thread's connection, in file order, one at a time.
+        preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-prepare")
+        # Each database round trip of the commit ends waiting for the GIL, which
+        # the busy helper yields only every switch interval (5 ms by default).
+        sys.setswitchinterval(0.0005)
+        previous: tuple[Future[PreparedBatch], int] | None = None
+
+        def commit_previous() -> None:
+            assert previous is not None
+            future, size = previous
+            report = commit(future.result(), source="file")
+            # With DEBUG on, Django keeps every SQL text; a long import must not.
+            reset_queries()
+            for key, value in report.summary().items():
+                totals[key] += value
+            bar.update(size)
+            bar.set_postfix(totals, refresh=False)
+
         try:
             for chunk, size in _chunks(stream, chunk_size):
-                report = ingest(chunk, source="file")
-                for key, value in report.summary().items():
-                    totals[key] += value
-                bar.update(size)
-                bar.set_postfix(totals, refresh=False)
+                upcoming = preparer.submit(prepare, chunk)
+                if previous is not None:
+                    commit_previous()
+                previous = (upcoming, size)
+            if previous is not None:
+                commit_previous()
         finally:
+            preparer.shutdown(wait=True, cancel_futures=True)
             bar.close()
             if stream is not sys.stdin.buffer:
                 stream.close()
