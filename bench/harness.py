@@ -51,6 +51,7 @@ def setup() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    call_command("collectstatic", "--noinput", verbosity=0)  # the web door serves the admin's files
 
 
 def row(label: str, value: str) -> None:

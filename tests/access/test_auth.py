@@ -107,3 +107,16 @@ def test_rs256_with_the_auth_services_public_key() -> None:
         assert _client(jwt.encode(claims, stranger, algorithm="RS256")).get(ME).status_code == 401
         # An HS256 token signed with the public key as secret (algorithm confusion) is refused.
         assert _client(_hs256(claims)).get(ME).status_code == 401
+
+
+def test_the_api_schema_and_docs_are_served() -> None:
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert {
+        "/api/v1/events",
+        "/api/v1/payouts",
+        "/api/v1/payouts/{payout_id}/ack",
+        "/api/v1/me/ledger",
+    } <= set(paths)
+    assert APIClient().get("/api/docs/").status_code == 200
