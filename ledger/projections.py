@@ -142,6 +142,19 @@ def _fold_closed_orders(cursor: Any, after: int, upto: int) -> None:
     )
 
 
+def _fold_risk_measures(cursor: Any, after: int, upto: int) -> None:
+    cursor.execute(
+        f"""
+        INSERT INTO ledger_riskmeasure (user_id, measure, occurred_at, event_id, reason)
+        SELECT e.user_id, m.measure, e.occurred_at, e.event_id, coalesce(e.data->>'reason', '')
+        FROM ledger_event e, jsonb_array_elements_text(e.data->'measures') AS m(measure)
+        WHERE {_RANGE}
+        ON CONFLICT (event_id, measure) DO NOTHING
+        """,  # noqa: S608
+        _params("risk.flagged", after, upto),
+    )
+
+
 register(
     Projector(
         "user_directory", ("user.registered",), ("ledger_exchangeuser",), _fold_user_directory
@@ -166,4 +179,7 @@ register(
 register(Projector("holdings", ("holding.updated",), ("ledger_holdingstate",), _fold_holdings))
 register(
     Projector("closed_orders", ("trade.filled",), ("ledger_closedorder",), _fold_closed_orders)
+)
+register(
+    Projector("risk_measures", ("risk.flagged",), ("ledger_riskmeasure",), _fold_risk_measures)
 )

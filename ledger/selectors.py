@@ -15,6 +15,7 @@ from ledger.models import (
     HoldingState,
     PayoutInstruction,
     Posting,
+    RiskMeasure,
 )
 
 
@@ -73,3 +74,15 @@ def pending_payouts(*, after_id: int = 0, limit: int = 500) -> QuerySet[PayoutIn
     return PayoutInstruction.objects.filter(acked_at__isnull=True, id__gt=after_id).order_by("id")[
         :limit
     ]
+
+
+def measure_since(user_id: str, measure: str) -> dt.datetime | None:
+    """When the user first came under a risk measure (``disqualify_campaigns``,
+    ``void_vouchers``, ``invalidate_referral``), or None."""
+    first = (
+        RiskMeasure.objects.filter(user_id=user_id, measure=measure)
+        .order_by("occurred_at")
+        .values_list("occurred_at", flat=True)
+        .first()
+    )
+    return first

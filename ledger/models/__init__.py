@@ -11,6 +11,7 @@ from ledger.models.read_models import (
     FuturesPositionsState,
     FuturesWalletState,
     HoldingState,
+    RiskMeasure,
 )
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "ProjectionCheckpoint",
     "QuarantineStatus",
     "QuarantinedInput",
+    "RiskMeasure",
     "UserAccountKind",
 ]

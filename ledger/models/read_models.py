@@ -134,3 +134,23 @@ class ClosedOrder(models.Model):
     @property
     def loss(self) -> Decimal:
         return -self.realized_pnl if self.realized_pnl < 0 else Decimal(0)
+
+
+class RiskMeasure(models.Model):
+    """One measure of a ``risk.flagged`` finding (e.g. ``disqualify_campaigns``),
+    in force from ``occurred_at``. Programs ask: is this user under measure M?"""
+
+    user_id = models.CharField(max_length=64)
+    measure = models.CharField(max_length=32)
+    occurred_at = models.DateTimeField()
+    event_id = models.CharField(max_length=128)
+    reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event_id", "measure"], name="riskmeasure_event")
+        ]
+        indexes = [models.Index(fields=["user_id", "measure"], name="riskmeasure_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.measure} from {self.occurred_at:%Y-%m-%d %H:%M}"

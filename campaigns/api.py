@@ -1,0 +1,396 @@
+"""REST endpoints of the campaigns: what the exchange's frontend shows a user,
+and the eligibility question other services ask."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access.permissions import IsExchangeUser, IsServiceOrExchangeUser, caller_user_id
+from access.principals import ExchangeUserPrincipal
+from campaigns import rules, selectors, services
+from campaigns.models import Campaign, CoverageDraw, Participant
+from config import clock
+from ledger.money import format_amount
+from ledger.serializers import AmountField
+
+
+def _visible_campaign(slug: str, user_id: str) -> Campaign:
+    campaign = selectors.visible_campaigns(user_id).filter(slug=slug).first()
+    if campaign is None:
+        raise Http404(f"no campaign {slug!r} for this user")
+    return campaign
+
+
+def _phase(campaign: Campaign, now: dt.datetime) -> str:
+    if now < campaign.starts_at:
+        return "upcoming"
+    if now < campaign.ends_at:
+        return "running"
+    return "drawn" if campaign.drawn_at else "ended"
+
+
+def campaign_body(
+    campaign: Campaign, now: dt.datetime, *, registered: bool | None = None
+) -> dict[str, Any]:
+    return {
+        "slug": campaign.slug,
+        "title": campaign.title,
+        "description": campaign.description,
+        "phase": _phase(campaign, now),
+        "starts_at": campaign.starts_at,
+        "ends_at": campaign.ends_at,
+        "registration_opens_at": campaign.registration_opens_at,
+        "registration_closes_at": campaign.registration_closes_at,
+        "invitation_only": campaign.invitation_only,
+        "registered": registered,
+        "rules": {
+            "asset": campaign.asset,
+            "volume_target": format_amount(campaign.volume_target),
+            "cards": [
+                {"percent": format_amount(entry.value), "weight": entry.weight}
+                for entry in rules.parse_table(campaign.card_table, "percent")
+            ],
+            "losing_order_limit": campaign.losing_order_limit,
+            "cap_per_order": format_amount(campaign.cap_per_order),
+            "daily_min_volume": format_amount(campaign.daily_min_volume),
+            "prizes": [
+                {"amount": format_amount(entry.value), "weight": entry.weight}
+                for entry in rules.parse_table(campaign.prize_table, "amount")
+            ],
+            "excluded_symbols": list(campaign.excluded_symbols),
+            "bonus_validity_days": campaign.bonus_validity_days,
+            "issuance_deadline_days": campaign.issuance_deadline_days,
+        },
+        "draw": {
+            "seed_sha256": campaign.seed_hash,
+            "seed": campaign.seed if campaign.seed_revealed else None,
+            "drawn_at": campaign.drawn_at,
+        },
+    }
+
+
+_CAMPAIGN = inline_serializer(
+    "Campaign",
+    {
+        "slug": serializers.CharField(),
+        "title": serializers.CharField(),
+        "description": serializers.CharField(),
+        "phase": serializers.ChoiceField(choices=["upcoming", "running", "ended", "drawn"]),
+        "starts_at": serializers.DateTimeField(),
+        "ends_at": serializers.DateTimeField(help_text="Exclusive."),
+        "registration_opens_at": serializers.DateTimeField(),
+        "registration_closes_at": serializers.DateTimeField(),
+        "invitation_only": serializers.BooleanField(),
+        "registered": serializers.BooleanField(allow_null=True),
+        "rules": serializers.DictField(),
+        "draw": inline_serializer(
+            "DrawCommitment",
+            {
+                "seed_sha256": serializers.CharField(help_text="Published from the start."),
+                "seed": serializers.CharField(
+                    allow_null=True, help_text="Revealed after the draw."
+                ),
+                "drawn_at": serializers.DateTimeField(allow_null=True),
+            },
+        ),
+    },
+)
+
+
+class CampaignListView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="list_campaigns",
+        summary="Campaigns the caller can see",
+        responses={200: _CAMPAIGN},
+    )
+    def get(self, request: Request) -> Response:
+        user_id = caller_user_id(request)
+        now = clock.now()
+        registered = set(
+            Participant.objects.filter(user_id=user_id).values_list("campaign_id", flat=True)
+        )
+        return Response(
+            {
+                "results": [
+                    campaign_body(campaign, now, registered=campaign.pk in registered)
+                    for campaign in selectors.visible_campaigns(user_id)
+                ]
+            }
+        )
+
+
+class CampaignDetailView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="get_campaign",
+        summary="A campaign's rules, dates and draw commitment",
+        responses={200: _CAMPAIGN},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        user_id = caller_user_id(request)
+        campaign = _visible_campaign(slug, user_id)
+        registered = Participant.objects.filter(campaign=campaign, user_id=user_id).exists()
+        return Response(campaign_body(campaign, clock.now(), registered=registered))
+
+
+class EligibilityView(APIView):
+    permission_classes = [IsServiceOrExchangeUser]
+
+    @extend_schema(
+        operation_id="campaign_eligibility",
+        summary="May this user register? Yes, or every reason why not",
+        description=(
+            "A user asks about themselves (JWT). Another service asks about any user with a "
+            "service token and `?user_id=`. Reasons: `unknown_user`, `account_type`, "
+            "`not_invited`, `disqualified`, `registration_not_open`, `registration_closed`."
+        ),
+        parameters=[OpenApiParameter("user_id", str, description="Service tokens only.")],
+        responses={
+            200: inline_serializer(
+                "Eligibility",
+                {
+                    "campaign": serializers.CharField(),
+                    "user_id": serializers.CharField(),
+                    "eligible": serializers.BooleanField(),
+                    "registered": serializers.BooleanField(),
+                    "reasons": serializers.ListField(child=serializers.CharField()),
+                    "messages": serializers.ListField(child=serializers.CharField()),
+                },
+            )
+        },
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        if isinstance(request.user, ExchangeUserPrincipal):
+            user_id = request.user.user_id
+            if "user_id" in request.query_params and request.query_params["user_id"] != user_id:
+                raise ValidationError({"user_id": ["a user may only ask about themselves"]})
+            campaign = _visible_campaign(slug, user_id)
+        else:
+            user_id = request.query_params.get("user_id", "").strip()
+            if not user_id:
+                raise ValidationError({"user_id": ["required with a service token"]})
+            found = Campaign.objects.filter(slug=slug).first()
+            if found is None:
+                raise Http404(f"no campaign {slug!r}")
+            campaign = found
+        verdict = selectors.eligibility(campaign, user_id, clock.now())
+        return Response(
+            {
+                "campaign": campaign.slug,
+                "user_id": user_id,
+                "eligible": verdict.eligible,
+                "registered": verdict.registered,
+                "reasons": verdict.reasons,
+                "messages": [rules.REASON_MESSAGES[reason] for reason in verdict.reasons],
+            }
+        )
+
+
+class RegistrationView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="register_for_campaign",
+        summary='"Register Now" (idempotent)',
+        description="201 when registered now, 200 when already registered, 409 `not_eligible` with `fields.reasons`.",
+        request=None,
+        responses={
+            201: inline_serializer(
+                "Registration",
+                {"campaign": serializers.CharField(), "registered_at": serializers.DateTimeField()},
+            )
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        user_id = caller_user_id(request)
+        campaign = _visible_campaign(slug, user_id)
+        participant, created = services.register(campaign, user_id)
+        return Response(
+            {"campaign": campaign.slug, "registered_at": participant.registered_at},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class RewardSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["coverage_rebate", "daily_prize"])
+    reference = serializers.CharField(help_text="The covered order id, or the daily spin number.")
+    amount = AmountField()
+    earned_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=["pending", "issued", "void"])
+    issued_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class MeSerializer(serializers.Serializer):
+    campaign = serializers.CharField()
+    registered_at = serializers.DateTimeField()
+    valid_volume = AmountField()
+    volume_target = AmountField()
+    spins = inline_serializer(
+        "SpinsAvailable",
+        {"coverage": serializers.IntegerField(), "daily": serializers.IntegerField()},
+    )
+    card_percent = AmountField(allow_null=True)
+    losing_orders_counted = serializers.IntegerField()
+    losing_order_limit = serializers.IntegerField()
+    daily_days_earned = serializers.IntegerField()
+    daily_spins_used = serializers.IntegerField()
+    covered_orders = serializers.IntegerField(allow_null=True)
+    rewards = RewardSerializer(many=True)
+
+
+class MeView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="my_campaign_progress",
+        summary="The caller's progress in a campaign",
+        responses={200: MeSerializer},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        user_id = caller_user_id(request)
+        campaign = _visible_campaign(slug, user_id)
+        participant = Participant.objects.filter(campaign=campaign, user_id=user_id).first()
+        if participant is None:
+            raise Http404("not registered for this campaign")
+        now = clock.now()
+        progress = selectors.progress(campaign, participant, now)
+        return Response(
+            MeSerializer(
+                {
+                    "campaign": campaign.slug,
+                    "registered_at": participant.registered_at,
+                    "valid_volume": progress.valid_volume,
+                    "volume_target": campaign.volume_target,
+                    "spins": {
+                        "coverage": progress.coverage_spins,
+                        "daily": progress.daily_spins_available,
+                    },
+                    "card_percent": progress.card_percent,
+                    "losing_orders_counted": progress.losing_orders,
+                    "losing_order_limit": campaign.losing_order_limit,
+                    "daily_days_earned": progress.daily_days_earned,
+                    "daily_spins_used": progress.daily_spins_used,
+                    "covered_orders": progress.draw.covered if progress.draw else None,
+                    "rewards": progress.rewards,
+                }
+            ).data
+        )
+
+
+class SpinView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="spin",
+        summary="Use a spin: the coverage card, or a daily sure-win prize",
+        description=(
+            "409 with a code when there is nothing to spin: `no_spin_available`, "
+            "`card_already_drawn`, `campaign_ended`, `campaign_not_started`, `not_registered`, "
+            "`disqualified`, `budget_exhausted`."
+        ),
+        request=inline_serializer(
+            "SpinRequest", {"kind": serializers.ChoiceField(choices=["coverage", "daily"])}
+        ),
+        responses={
+            200: inline_serializer(
+                "SpinResult",
+                {
+                    "kind": serializers.CharField(),
+                    "card_percent": serializers.CharField(required=False),
+                    "number": serializers.IntegerField(required=False),
+                    "amount": serializers.CharField(required=False),
+                    "asset": serializers.CharField(required=False),
+                },
+            )
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        user_id = caller_user_id(request)
+        kind = request.data.get("kind") if isinstance(request.data, dict) else None
+        if kind not in ("coverage", "daily"):
+            raise ValidationError({"kind": ['must be "coverage" or "daily"']})
+        campaign = _visible_campaign(slug, user_id)
+        outcome = services.spin(campaign, user_id, kind)
+        if outcome.kind == "coverage":
+            assert outcome.card_percent is not None
+            return Response(
+                {"kind": "coverage", "card_percent": format_amount(outcome.card_percent)}
+            )
+        assert outcome.amount is not None
+        return Response(
+            {
+                "kind": "daily",
+                "number": outcome.number,
+                "amount": format_amount(outcome.amount),
+                "asset": campaign.asset,
+            }
+        )
+
+
+class DrawView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="my_coverage_draw",
+        summary="Which of the caller's losing orders were covered, and how to recompute it",
+        responses={200: serializers.DictField()},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        user_id = caller_user_id(request)
+        campaign = _visible_campaign(slug, user_id)
+        participant = Participant.objects.filter(campaign=campaign, user_id=user_id).first()
+        if participant is None:
+            raise Http404("not registered for this campaign")
+        if not campaign.seed_revealed:
+            raise services.CampaignRefusal(
+                "draw_not_done",
+                f"the draw happens after the end ({campaign.ends_at.isoformat()}) and the lateness"
+                " window; the seed's SHA-256 is already public",
+            )
+        draw = CoverageDraw.objects.filter(campaign=campaign, user_id=user_id).first()
+        candidates = selectors.participant_losing_orders(campaign, participant)
+        chosen = {item["order_id"] for item in (draw.chosen if draw else [])}
+        return Response(
+            {
+                "campaign": campaign.slug,
+                "seed": campaign.seed,
+                "seed_sha256": campaign.seed_hash,
+                "card_percent": format_amount(draw.percent) if draw else None,
+                "losing_orders": draw.losing_orders if draw else len(candidates),
+                "covered": draw.covered if draw else 0,
+                "orders": [
+                    {
+                        "order_id": order.order_id,
+                        "loss": format_amount(order.loss),
+                        "ticket": rules.ticket(
+                            campaign.seed, f"{campaign.slug}:order:{user_id}:{order.order_id}"
+                        ),
+                        "covered": order.order_id in chosen,
+                        "rebate": format_amount(rules.rebate(order.loss, campaign.cap_per_order))
+                        if order.order_id in chosen
+                        else "0",
+                    }
+                    for order in candidates
+                ],
+                "how_to_verify": (
+                    "sha256(bytes.fromhex(seed)) equals seed_sha256. Each order's ticket is "
+                    "HMAC-SHA256(key=bytes.fromhex(seed), message='<slug>:order:<user_id>:<order_id>') "
+                    "in hex; covered = round_half_up(card_percent x losing_orders / 100); the covered "
+                    "orders are those with the smallest tickets. Each is rebated its loss, at most "
+                    f"{format_amount(campaign.cap_per_order)} {campaign.asset}, rounded down to 8 decimals."
+                ),
+            }
+        )

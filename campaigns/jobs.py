@@ -1,0 +1,344 @@
+"""Scheduled jobs of the campaigns (RULES.md section 1). Each takes the instant
+it decides for (``run_job NAME --at T``) and is idempotent: rerunning it, or
+running it after a crash, records and pays nothing twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+
+from campaigns import rules, selectors
+from campaigns.models import Campaign
+from campaigns.services import BudgetExhausted, record_budget_alert
+from jobs.registry import job
+from ledger.bookkeeping import UserCredit, open_funding_account, post_user_credits
+from ledger.event_store import DomainEvent, append_domain_events
+from ledger.models import Account
+
+DRAW_CHUNK = 2_000
+ISSUE_CHUNK = 5_000
+
+
+@job(
+    "refresh_spins",
+    key="instant",
+    schedule=dt.timedelta(minutes=5),
+    description="Grant coverage and daily spins from new valid volume (RULES.md 1).",
+)
+def refresh_spins(*, at: dt.datetime) -> dict[str, int]:
+    """RULES.md section 1, "Coverage spin" and "Daily sure-win pool": a participant
+    whose valid volume reaches the target has one coverage spin; each campaign day
+    with at least the daily minimum of valid volume earns one daily spin.
+
+    Incremental: only participants whose daily volume changed since the last
+    refresh (``DailyVolume.last_position`` past the campaign's checkpoint) are
+    recomputed, in one statement per campaign."""
+    refreshed = 0
+    campaigns = Campaign.objects.filter(
+        registration_opens_at__lte=at, spins_voided_at__isnull=True
+    ).order_by("pk")
+    for campaign in campaigns:
+        with transaction.atomic():
+            locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT coalesce(max(last_position), %s) FROM campaigns_dailyvolume"
+                    " WHERE campaign_id = %s AND last_position > %s",
+                    [locked.spins_position, locked.pk, locked.spins_position],
+                )
+                head = int(cursor.fetchone()[0])
+                if head == locked.spins_position:
+                    continue
+                cursor.execute(
+                    """
+                    WITH changed AS (
+                        SELECT DISTINCT user_id FROM campaigns_dailyvolume
+                        WHERE campaign_id = %(campaign)s
+                          AND last_position > %(since)s AND last_position <= %(head)s
+                    ),
+                    totals AS (
+                        SELECT v.user_id, sum(v.volume) AS total,
+                            count(*) FILTER (WHERE v.volume >= %(daily_min)s
+                                AND v.day >= %(first_day)s AND v.day <= %(last_day)s) AS days
+                        FROM campaigns_dailyvolume v JOIN changed USING (user_id)
+                        WHERE v.campaign_id = %(campaign)s
+                        GROUP BY v.user_id
+                    )
+                    INSERT INTO campaigns_spinallowance AS a
+                        (campaign_id, user_id, valid_volume, coverage_granted_at, daily_earned,
+                         refreshed_at)
+                    SELECT %(campaign)s, user_id, total,
+                        CASE WHEN total >= %(target)s THEN %(at)s::timestamptz END, days, %(at)s
+                    FROM totals
+                    ON CONFLICT (campaign_id, user_id) DO UPDATE SET
+                        valid_volume = EXCLUDED.valid_volume,
+                        coverage_granted_at = coalesce(a.coverage_granted_at,
+                                                       EXCLUDED.coverage_granted_at),
+                        daily_earned = greatest(a.daily_earned, EXCLUDED.daily_earned),
+                        refreshed_at = EXCLUDED.refreshed_at
+                    """,
+                    {
+                        "campaign": locked.pk,
+                        "since": locked.spins_position,
+                        "head": head,
+                        "daily_min": locked.daily_min_volume,
+                        "first_day": locked.starts_at.date(),
+                        "last_day": (locked.ends_at - dt.timedelta(microseconds=1)).date(),
+                        "target": locked.volume_target,
+                        "at": at,
+                    },
+                )
+                refreshed += cursor.rowcount
+            Campaign.objects.filter(pk=locked.pk).update(spins_position=head)
+    return {"participants_refreshed": refreshed}
+
+
+@job(
+    "void_unused_spins",
+    key="instant",
+    schedule=dt.timedelta(minutes=10),
+    description="Record the spins left unused when a campaign ends as void (RULES.md 1).",
+)
+def void_unused_spins(*, at: dt.datetime) -> dict[str, int]:
+    """RULES.md section 1: "A spin not used by campaign end is void"; "unused daily
+    spins are void at campaign end". Runs once a campaign's end plus its lateness
+    window has passed (late volume may still have granted spins); each void is a
+    ``campaign.spins_voided`` event. Spinning itself is refused from the end on."""
+    voided = 0
+    for campaign in _due(at, spins_voided_at__isnull=True):
+        refresh_spins(at=at)  # the last grants, from volume that arrived late
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT a.user_id,
+                    (a.coverage_granted_at IS NOT NULL AND p.card_percent IS NULL)::int,
+                    a.daily_earned - coalesce(s.used, 0)
+                FROM campaigns_spinallowance a
+                JOIN campaigns_participant p
+                    ON p.campaign_id = a.campaign_id AND p.user_id = a.user_id
+                LEFT JOIN (SELECT user_id, count(*) AS used FROM campaigns_dailyspin
+                           WHERE campaign_id = %(campaign)s GROUP BY user_id) s
+                    ON s.user_id = a.user_id
+                WHERE a.campaign_id = %(campaign)s
+                  AND ((a.coverage_granted_at IS NOT NULL AND p.card_percent IS NULL)
+                       OR a.daily_earned > coalesce(s.used, 0))
+                ORDER BY a.user_id
+                """,
+                {"campaign": campaign.pk},
+            )
+            rows = cursor.fetchall()
+        events = [
+            DomainEvent(
+                event_id=f"campaign.spins_voided:{campaign.slug}:{user_id}",
+                type="campaign.spins_voided",
+                occurred_at=at,
+                user_id=user_id,
+                data={"campaign": campaign.slug, "coverage_spins": coverage, "daily_spins": daily},
+            )
+            for user_id, coverage, daily in rows
+        ]
+        with transaction.atomic():
+            for start in range(0, len(events), ISSUE_CHUNK):
+                append_domain_events(events[start : start + ISSUE_CHUNK])
+            Campaign.objects.filter(pk=campaign.pk).update(spins_voided_at=at)
+        voided += len(events)
+    return {"participants_with_void_spins": voided}
+
+
+@job(
+    "draw_coverage",
+    key="instant",
+    schedule=dt.timedelta(minutes=10),
+    description="Draw each card holder's covered losing orders once the campaign is over (RULES.md 1).",
+)
+def draw_coverage(*, at: dt.datetime) -> dict[str, int]:
+    """RULES.md section 1, "Coverage scope" and "Coverage draw": once the end plus
+    the lateness window has passed, for every participant with a card, take
+    their first (limit) losing futures orders since registration, cover
+    round_half_up(card% x n) of them chosen from the campaign's seed (the
+    algorithm is in ``campaigns.rules``), each rebated its loss up to the cap.
+    One ``campaign.coverage_drawn`` event per participant; then the seed is
+    revealed (``drawn_at``)."""
+    drawn = covered = 0
+    for campaign in _due(at, drawn_at__isnull=True):
+        last_id = 0
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    """
+                    SELECT id, user_id, card_percent, registered_at FROM campaigns_participant
+                    WHERE campaign_id = %s AND card_percent IS NOT NULL AND id > %s
+                    ORDER BY id LIMIT %s
+                    """,
+                    [campaign.pk, last_id, DRAW_CHUNK],
+                )
+                participants = cursor.fetchall()
+                if not participants:
+                    break
+                last_id = participants[-1][0]
+                orders = selectors.first_losing_orders(campaign, [p[0] for p in participants])
+            events = []
+            for _, user_id, percent, _registered in participants:
+                result = rules.draw_orders(
+                    seed=campaign.seed,
+                    slug=campaign.slug,
+                    user_id=user_id,
+                    percent=percent,
+                    first_losing_orders=orders.get(user_id, []),
+                    cap=campaign.cap_per_order,
+                )
+                covered += result.covered
+                events.append(
+                    DomainEvent(
+                        event_id=f"campaign.coverage_drawn:{campaign.slug}:{user_id}",
+                        type="campaign.coverage_drawn",
+                        occurred_at=at,
+                        user_id=user_id,
+                        data={
+                            "campaign": campaign.slug,
+                            "percent": str(percent.normalize()),
+                            "losing_orders": result.losing_orders,
+                            "covered": result.covered,
+                            "candidates_digest": result.candidates_digest,
+                            "chosen": [
+                                {"order_id": o.order_id, "loss": str(o.loss), "rebate": str(r)}
+                                for o, r in result.chosen
+                            ],
+                        },
+                    )
+                )
+            append_domain_events(events)
+            drawn += len(events)
+        Campaign.objects.filter(pk=campaign.pk).update(drawn_at=at)
+    return {"participants_drawn": drawn, "orders_covered": covered}
+
+
+@job(
+    "issue_campaign_bonuses",
+    key="instant",
+    schedule=dt.timedelta(hours=1),
+    description="Pay drawn rebates and daily prizes as 14-day Futures bonuses (RULES.md 1).",
+)
+def issue_campaign_bonuses(*, at: dt.datetime) -> dict[str, Any]:
+    """RULES.md section 1, "Rewards" and "Budget": after the draw, every reward not
+    yet issued and not void (the user was disqualified) is credited to the
+    user's Futures bonus account from the campaign's funding account, valid
+    ``bonus_validity_days`` (14) from issuance. All or nothing: if the funding
+    cannot cover every pending reward, nothing is paid, the job fails and the
+    campaign is flagged for ops."""
+    issued = 0
+    total = Decimal(0)
+    for campaign in Campaign.objects.filter(
+        drawn_at__isnull=False, drawn_at__lte=at, bonuses_issued_at__isnull=True
+    ).order_by("pk"):
+        try:
+            count, amount = _issue(campaign, at)
+        except BudgetExhausted as refusal:
+            record_budget_alert(refusal.campaign_id, refusal.message)
+            raise
+        issued += count
+        total += amount
+    return {"rewards_issued": issued, "amount": str(total)}
+
+
+_PENDING = """
+    FROM campaigns_reward r
+    WHERE r.campaign_id = %(campaign)s
+      AND NOT EXISTS (SELECT 1 FROM ledger_riskmeasure m
+                      WHERE m.user_id = r.user_id AND m.measure = 'disqualify_campaigns')
+      AND NOT EXISTS (SELECT 1 FROM ledger_ledgertransaction t
+                      WHERE t.idempotency_key = r.idempotency_key)
+"""
+
+
+def _issue(campaign: Campaign, at: dt.datetime) -> tuple[int, Decimal]:
+    expires_at = at + dt.timedelta(days=campaign.bonus_validity_days)
+    funding = open_funding_account(program=campaign.funding_program, asset=campaign.asset)
+    with transaction.atomic():
+        locked_funding = Account.objects.select_for_update().get(pk=funding.pk)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*), coalesce(sum(r.amount), 0)" + _PENDING, {"campaign": campaign.pk}
+            )
+            count, amount = cursor.fetchone()
+        if amount > locked_funding.balance:
+            raise BudgetExhausted(
+                campaign.pk,
+                f"campaign {campaign.slug}: {count} pending rewards need {amount}"
+                f" {campaign.asset} but the funding account holds {locked_funding.balance};"
+                " nothing was issued",
+            )
+        last_id = 0
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT r.id, r.user_id, r.kind, r.reference, r.amount, r.idempotency_key"
+                    + _PENDING
+                    + " AND r.id > %(after)s ORDER BY r.id LIMIT %(limit)s",
+                    {"campaign": campaign.pk, "after": last_id, "limit": ISSUE_CHUNK},
+                )
+                rows = cursor.fetchall()
+            if not rows:
+                break
+            last_id = rows[-1][0]
+            post_user_credits(
+                [
+                    UserCredit(
+                        idempotency_key=key,
+                        kind=f"campaign.{kind}",
+                        funding_account=locked_funding,
+                        user_id=user_id,
+                        amount=reward_amount,
+                        user_kind="futures_bonus",
+                        cause={"campaign": campaign.slug, "reward": kind, "reference": reference},
+                        expires_at=expires_at,
+                    )
+                    for _, user_id, kind, reference, reward_amount, key in rows
+                ]
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT count(*), coalesce(sum(r.amount), 0) FROM campaigns_reward r
+                WHERE r.campaign_id = %(campaign)s AND EXISTS (
+                    SELECT 1 FROM ledger_riskmeasure m
+                    WHERE m.user_id = r.user_id AND m.measure = 'disqualify_campaigns')
+                  AND NOT EXISTS (SELECT 1 FROM ledger_ledgertransaction t
+                                  WHERE t.idempotency_key = r.idempotency_key)
+                """,
+                {"campaign": campaign.pk},
+            )
+            void_count, void_amount = cursor.fetchone()
+        append_domain_events(
+            [
+                DomainEvent(
+                    event_id=f"campaign.bonuses_issued:{campaign.slug}",
+                    type="campaign.bonuses_issued",
+                    occurred_at=at,
+                    data={
+                        "campaign": campaign.slug,
+                        "rewards": count,
+                        "amount": str(amount),
+                        "expires_at": expires_at.isoformat(),
+                        "void_rewards": void_count,
+                        "void_amount": str(void_amount),
+                        "late": at
+                        > campaign.ends_at + dt.timedelta(days=campaign.issuance_deadline_days),
+                    },
+                )
+            ]
+        )
+        Campaign.objects.filter(pk=campaign.pk).update(bonuses_issued_at=at)
+    return count, amount
+
+
+def _due(at: dt.datetime, **unfinished: Any) -> list[Campaign]:
+    """Campaigns whose end plus lateness window has passed and whose step is not done."""
+    return [
+        campaign
+        for campaign in Campaign.objects.filter(ends_at__lte=at, **unfinished).order_by("pk")
+        if campaign.ends_at + campaign.lateness <= at
+    ]

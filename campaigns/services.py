@@ -1,0 +1,337 @@
+"""Writes of the campaigns app: campaigns, invitations, registration, spins.
+
+Every user action is a domain event appended to the log (``campaign.registered``,
+``campaign.card_drawn``, ``campaign.daily_prize_won``) and folded by
+``campaigns/projections.py``; the event id is derived from the cause, so a
+repeated request records nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from access.errors import DomainError
+from campaigns import rules, selectors
+from campaigns.models import Campaign, DailySpin, Participant, SpinAllowance
+from config import clock
+from ledger.bookkeeping import open_funding_account
+from ledger.event_store import DomainEvent, append_domain_event
+
+logger = logging.getLogger(__name__)
+
+RULE_FIELDS = (
+    "starts_at",
+    "ends_at",
+    "asset",
+    "volume_target",
+    "card_table",
+    "losing_order_limit",
+    "cap_per_order",
+    "daily_min_volume",
+    "prize_table",
+    "lateness",
+    "bonus_validity_days",
+    "issuance_deadline_days",
+    "excluded_symbols",
+    "funding_program",
+)
+
+
+class CampaignRefusal(DomainError):
+    def __init__(self, code: str, message: str, *, reasons: list[str] | None = None) -> None:
+        self.code = code
+        super().__init__(message, fields={"reasons": reasons} if reasons else None)
+        self.reasons = reasons or []
+
+
+class BudgetExhausted(CampaignRefusal):
+    def __init__(self, campaign_id: int, message: str) -> None:
+        super().__init__("budget_exhausted", message)
+        self.campaign_id = campaign_id
+
+
+# --- campaigns -------------------------------------------------------------------
+
+
+def validate_rules(fields: dict[str, Any]) -> None:
+    """Refuse a campaign whose rules contradict RULES.md section 1 (ValueError naming the field)."""
+    if fields["ends_at"] <= fields["starts_at"]:
+        raise ValueError("ends_at: must be after starts_at")
+    if fields["registration_closes_at"] <= fields["registration_opens_at"]:
+        raise ValueError("registration_closes_at: must be after registration_opens_at")
+    for name, key in (("card_table", "percent"), ("prize_table", "amount")):
+        table = fields.get(name)
+        if table is None:
+            continue
+        try:
+            parsed = rules.parse_table(table, key)
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            raise ValueError(f'{name}: a list of {{"{key}": "...", "weight": N}}') from None
+        if not parsed or any(entry.weight <= 0 or entry.value <= 0 for entry in parsed):
+            raise ValueError(f"{name}: values and weights must be positive")
+        if name == "prize_table" and any(not 1 <= entry.value <= 100 for entry in parsed):
+            raise ValueError("prize_table: every prize is between 1 and 100")
+        if name == "card_table" and any(entry.value > 100 for entry in parsed):
+            raise ValueError("card_table: a card covers at most 100%")
+
+
+@transaction.atomic
+def create_campaign(*, slug: str, **fields: Any) -> Campaign:
+    """A new campaign with a fresh secret seed (its hash is public from now on)
+    and its funding account."""
+    fields.setdefault("funding_program", f"campaign:{slug}")
+    validate_rules(fields)
+    seed = rules.new_seed()
+    campaign = Campaign.objects.create(
+        slug=slug, seed=seed, seed_hash=rules.seed_hash(seed), created_at=clock.now(), **fields
+    )
+    open_funding_account(program=campaign.funding_program, asset=campaign.asset)
+    return campaign
+
+
+@transaction.atomic
+def update_campaign(campaign: Campaign, **fields: Any) -> list[str]:
+    """Change a campaign; its rules are frozen once it has started (history must
+    be computed with the rules that were announced). Returns the changed fields."""
+    changed = [name for name, value in fields.items() if getattr(campaign, name) != value]
+    frozen = [name for name in changed if name in RULE_FIELDS]
+    if frozen and clock.now() >= campaign.starts_at:
+        raise ValueError(f"{campaign.slug} has started; its rules are frozen: {', '.join(frozen)}")
+    for name in changed:
+        setattr(campaign, name, fields[name])
+    validate_rules(
+        {
+            name: getattr(campaign, name)
+            for name in (*RULE_FIELDS, "registration_opens_at", "registration_closes_at")
+        }
+    )
+    if changed:
+        campaign.save()
+        open_funding_account(program=campaign.funding_program, asset=campaign.asset)
+    return changed
+
+
+# --- invitations -----------------------------------------------------------------
+
+
+def invitation_ids_from_csv(text: str) -> Iterator[str]:
+    """User ids from a CSV: the column ``user_id`` if there is a header, else the first column."""
+    reader = csv.reader(io.StringIO(text))
+    first = next(reader, None)
+    if first is None:
+        return
+    header = [cell.strip().lower() for cell in first]
+    if "user_id" in header:
+        column = header.index("user_id")
+    else:
+        column = 0
+        yield from _cell(first, 0)
+    for row in reader:
+        yield from _cell(row, column)
+
+
+def _cell(row: list[str], column: int) -> Iterator[str]:
+    if len(row) > column:
+        value = row[column].strip()
+        if value:
+            if len(value) > 64:
+                raise ValueError(f"user id longer than 64 characters: {value[:70]!r}")
+            yield value
+
+
+def invite(campaign: Campaign, user_ids: Iterable[str], *, source: str) -> int:
+    """Add users to the invitation list (set-based: COPY, then one INSERT). Returns
+    how many were new; inviting someone twice changes nothing."""
+    now = clock.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE invite_upload (user_id text) ON COMMIT DROP")
+        raw = connection.connection
+        assert raw is not None
+        with (
+            raw.cursor() as copy_cursor,
+            copy_cursor.copy("COPY invite_upload (user_id) FROM STDIN") as copy,
+        ):
+            for user_id in user_ids:
+                copy.write_row((user_id,))
+        cursor.execute(
+            """
+            INSERT INTO campaigns_invitation (campaign_id, user_id, invited_at, source)
+            SELECT DISTINCT %s, user_id, %s, %s FROM invite_upload
+            ON CONFLICT (campaign_id, user_id) DO NOTHING
+            """,
+            [campaign.pk, now, source[:100]],
+        )
+        return int(cursor.rowcount)
+
+
+# --- registration ------------------------------------------------------------------
+
+
+def register(campaign: Campaign, user_id: str) -> tuple[Participant, bool]:
+    """Register a user ("Register Now"). Idempotent: a registered user gets their
+    registration back. An ineligible user is refused with every reason."""
+    now = clock.now()
+    existing = Participant.objects.filter(campaign=campaign, user_id=user_id).first()
+    if existing is not None:
+        return existing, False
+    verdict = selectors.eligibility(campaign, user_id, now)
+    if not verdict.eligible:
+        raise CampaignRefusal(
+            "not_eligible",
+            "not eligible: " + "; ".join(rules.REASON_MESSAGES[r] for r in verdict.reasons),
+            reasons=verdict.reasons,
+        )
+    append_domain_event(
+        DomainEvent(
+            event_id=f"campaign.registered:{campaign.slug}:{user_id}",
+            type="campaign.registered",
+            occurred_at=now,
+            user_id=user_id,
+            data={"campaign": campaign.slug},
+        )
+    )
+    return Participant.objects.get(campaign=campaign, user_id=user_id), True
+
+
+# --- spins ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpinOutcome:
+    kind: str
+    card_percent: Decimal | None = None
+    number: int | None = None
+    amount: Decimal | None = None
+
+
+def spin(campaign: Campaign, user_id: str, kind: str) -> SpinOutcome:
+    """Use one spin of ``kind`` (``coverage`` or ``daily``) and return what it won.
+
+    The participant's row is locked for the whole spin, so parallel requests
+    for one available spin give one win and clear refusals."""
+    if kind not in ("coverage", "daily"):
+        raise CampaignRefusal("invalid_kind", 'kind must be "coverage" or "daily"')
+    now = clock.now()
+    try:
+        return _spin(campaign, user_id, kind, now)
+    except BudgetExhausted as refusal:
+        record_budget_alert(refusal.campaign_id, refusal.message)
+        raise
+
+
+def _spin(campaign: Campaign, user_id: str, kind: str, now: dt.datetime) -> SpinOutcome:
+    with transaction.atomic():
+        participant = (
+            Participant.objects.select_for_update()
+            .filter(campaign=campaign, user_id=user_id)
+            .first()
+        )
+        if participant is None:
+            raise CampaignRefusal("not_registered", "register for the campaign first")
+        if now >= campaign.ends_at:
+            raise CampaignRefusal("campaign_ended", "the campaign has ended; unused spins are void")
+        if now < campaign.starts_at:
+            raise CampaignRefusal("campaign_not_started", "the campaign has not started")
+        if selectors.disqualified_since(user_id) is not None:
+            raise CampaignRefusal("disqualified", "the user is excluded from campaigns")
+        allowance = SpinAllowance.objects.filter(campaign=campaign, user_id=user_id).first()
+        if kind == "coverage":
+            return _spin_coverage(campaign, participant, allowance, now)
+        return _spin_daily(campaign, participant, allowance, now)
+
+
+def _spin_coverage(
+    campaign: Campaign, participant: Participant, allowance: SpinAllowance | None, now: dt.datetime
+) -> SpinOutcome:
+    if participant.card_percent is not None:
+        raise CampaignRefusal(
+            "card_already_drawn", f"the card is final: {participant.card_percent}%"
+        )
+    if allowance is None or allowance.coverage_granted_at is None:
+        raise CampaignRefusal(
+            "no_spin_available",
+            f"no coverage spin yet: reach {campaign.volume_target} {campaign.asset} of valid volume"
+            " (spins are refreshed every 5 minutes)",
+        )
+    percent = rules.card_for(
+        campaign.seed,
+        campaign.slug,
+        participant.user_id,
+        rules.parse_table(campaign.card_table, "percent"),
+    )
+    append_domain_event(
+        DomainEvent(
+            event_id=f"campaign.card_drawn:{campaign.slug}:{participant.user_id}",
+            type="campaign.card_drawn",
+            occurred_at=now,
+            user_id=participant.user_id,
+            data={"campaign": campaign.slug, "percent": str(percent)},
+        )
+    )
+    return SpinOutcome("coverage", card_percent=percent)
+
+
+def _spin_daily(
+    campaign: Campaign, participant: Participant, allowance: SpinAllowance | None, now: dt.datetime
+) -> SpinOutcome:
+    earned = allowance.daily_earned if allowance else 0
+    used = DailySpin.objects.filter(campaign=campaign, user_id=participant.user_id).count()
+    if used >= earned:
+        raise CampaignRefusal(
+            "no_spin_available",
+            f"no daily spin left: trade at least {campaign.daily_min_volume} {campaign.asset}"
+            " of valid volume on a day to earn one",
+        )
+    number = used + 1
+    amount = rules.daily_prize_for(
+        campaign.seed,
+        campaign.slug,
+        participant.user_id,
+        number,
+        rules.parse_table(campaign.prize_table, "amount"),
+    )
+    # The campaign's row lock orders every prize against the funding.
+    locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    account = selectors.funding_account(locked)
+    available = account.balance if account else Decimal(0)
+    if locked.prizes_committed + amount > available:
+        message = (
+            f"campaign {campaign.slug}: a daily prize of {amount} would take prizes won to"
+            f" {locked.prizes_committed + amount}, above the funding of {available}"
+        )
+        raise_budget_alert(locked, message)
+    Campaign.objects.filter(pk=campaign.pk).update(prizes_committed=F("prizes_committed") + amount)
+    append_domain_event(
+        DomainEvent(
+            event_id=f"campaign.daily_prize_won:{campaign.slug}:{participant.user_id}:{number}",
+            type="campaign.daily_prize_won",
+            occurred_at=now,
+            user_id=participant.user_id,
+            data={"campaign": campaign.slug, "number": number, "amount": str(amount)},
+        )
+    )
+    return SpinOutcome("daily", number=number, amount=amount)
+
+
+def raise_budget_alert(campaign: Campaign, message: str) -> None:
+    """Refuse: never a partial payout. The caller records the alert once the
+    refused transaction has rolled back (see :func:`record_budget_alert`)."""
+    raise BudgetExhausted(campaign.pk, message)
+
+
+def record_budget_alert(campaign_id: int, message: str) -> None:
+    """Flag the campaign for ops (shown in the admin) and log an error."""
+    logger.error("budget alert: %s", message)
+    Campaign.objects.filter(pk=campaign_id).update(
+        budget_alert=message[:2000], budget_alert_at=clock.now()
+    )
