@@ -17,6 +17,7 @@ from jobs.registry import job
 from ledger.bookkeeping import UserCredit, open_funding_account, post_user_credits
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.models import Account
+from ledger.money import format_amount
 
 DRAW_CHUNK = 2_000
 ISSUE_CHUNK = 5_000
@@ -204,7 +205,11 @@ def draw_coverage(*, at: dt.datetime) -> dict[str, int]:
                             "covered": result.covered,
                             "candidates_digest": result.candidates_digest,
                             "chosen": [
-                                {"order_id": o.order_id, "loss": str(o.loss), "rebate": str(r)}
+                                {
+                                    "order_id": o.order_id,
+                                    "loss": format_amount(o.loss),
+                                    "rebate": format_amount(r),
+                                }
                                 for o, r in result.chosen
                             ],
                         },
@@ -241,7 +246,7 @@ def issue_campaign_bonuses(*, at: dt.datetime) -> dict[str, Any]:
             raise
         issued += count
         total += amount
-    return {"rewards_issued": issued, "amount": str(total)}
+    return {"rewards_issued": issued, "amount": format_amount(total)}
 
 
 _PENDING = """
@@ -321,10 +326,10 @@ def _issue(campaign: Campaign, at: dt.datetime) -> tuple[int, Decimal]:
                     data={
                         "campaign": campaign.slug,
                         "rewards": count,
-                        "amount": str(amount),
+                        "amount": format_amount(amount),
                         "expires_at": expires_at.isoformat(),
                         "void_rewards": void_count,
-                        "void_amount": str(void_amount),
+                        "void_amount": format_amount(void_amount),
                         "late": at
                         > campaign.ends_at + dt.timedelta(days=campaign.issuance_deadline_days),
                     },

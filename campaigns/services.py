@@ -154,7 +154,10 @@ def invite(campaign: Campaign, user_ids: Iterable[str], *, source: str) -> int:
     how many were new; inviting someone twice changes nothing."""
     now = clock.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("CREATE TEMP TABLE invite_upload (user_id text) ON COMMIT DROP")
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS invite_upload (user_id text) ON COMMIT DROP"
+        )
+        cursor.execute("TRUNCATE invite_upload")
         raw = connection.connection
         assert raw is not None
         with (

@@ -106,6 +106,9 @@ def rebuild(*, progress: Callable[[str, int, int], None] | None = None) -> int:
     with transaction.atomic():
         take_append_lock()
         with connection.cursor() as cursor:
+            # Deferred foreign-key checks pending in this transaction would
+            # block TRUNCATE: run them now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             for projector in _REGISTRY.values():
                 for table in projector.tables:
                     cursor.execute(f'TRUNCATE "{table}"')

@@ -1,0 +1,117 @@
+"""Campaigns as code (apply_config), invitation lists, and the ops screens."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+from django.contrib.auth.models import Group, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from campaigns import rules, services
+from campaigns.models import Campaign, Invitation
+from ledger.configuration import ConfigError, apply_config
+from ledger.models import Account
+
+Clock = Callable[[str], dt.datetime]
+
+CONFIG = """
+funding_accounts:
+  - program: "campaign:spring"
+    asset: USDT
+    top_ups: [{key: spring-1, amount: "25000"}]
+campaigns:
+  - slug: spring
+    title: Spring loss coverage
+    starts_at: "2027-03-01T00:00:00Z"
+    ends_at: "2027-03-15T00:00:00Z"
+    volume_target: "5000"
+    cards: [{percent: "3", weight: 6}, {percent: "5", weight: 3}, {percent: "8", weight: 1}]
+    lateness_minutes: 90
+    invitations: [u_1, u_2, u_2]
+"""
+
+
+def test_apply_config_creates_then_changes_nothing(db: None, clock: Clock, tmp_path: Path) -> None:
+    lines = apply_config(yaml.safe_load(CONFIG), by="ops")
+    spring = Campaign.objects.get(slug="spring")
+    assert spring.seed_hash == rules.seed_hash(spring.seed)
+    assert (spring.volume_target, spring.lateness) == (Decimal(5000), dt.timedelta(minutes=90))
+    assert spring.registration_opens_at == spring.starts_at  # defaults to the campaign window
+    assert spring.card_table == [
+        {"percent": "3", "weight": 6},
+        {"percent": "5", "weight": 3},
+        {"percent": "8", "weight": 1},
+    ]
+    assert "  invitations: 2 new of 3" in lines
+    assert Account.objects.get(code="funding:campaign:spring:USDT").balance == Decimal(25000)
+    again = apply_config(yaml.safe_load(CONFIG), by="ops")
+    assert "campaign spring: unchanged" in again and "  invitations: 0 new of 3" in again
+    assert Campaign.objects.get(slug="spring").seed == spring.seed
+
+
+def test_rules_are_frozen_once_the_campaign_starts(db: None, clock: Clock) -> None:
+    apply_config(yaml.safe_load(CONFIG), by="ops")
+    clock("2027-03-02T00:00:00Z")
+    changed = yaml.safe_load(CONFIG.replace('volume_target: "5000"', 'volume_target: "1"'))
+    with pytest.raises(ConfigError, match="rules are frozen: volume_target"):
+        apply_config(changed, by="ops")
+
+
+def test_bad_campaign_config_names_the_field(db: None, clock: Clock) -> None:
+    untitled = CONFIG.replace("    title: Spring loss coverage\n", "")
+    with pytest.raises(ConfigError, match=r"campaigns\[0\]: a new campaign needs title"):
+        apply_config(yaml.safe_load(untitled), by="ops")
+    prizes = CONFIG.replace(
+        "    lateness_minutes: 90\n",
+        '    lateness_minutes: 90\n    prizes: [{amount: "150", weight: 1}]\n',
+    )
+    with pytest.raises(ConfigError, match="every prize is between 1 and 100"):
+        apply_config(yaml.safe_load(prizes), by="ops")
+    floats = CONFIG.replace('volume_target: "5000"', "volume_target: 5000.5")
+    with pytest.raises(
+        ConfigError, match=r"campaigns\[0\].volume_target: write amounts as strings"
+    ):
+        apply_config(yaml.safe_load(floats), by="ops")
+    assert not Campaign.objects.exists()
+
+
+def test_invitations_from_csv_with_or_without_header(db: None, clock: Clock) -> None:
+    from tests.campaigns.conftest import make_campaign
+
+    campaign = make_campaign(funding="0")
+    assert list(services.invitation_ids_from_csv("user_id,name\nu_1,Ann\nu_2,Bo\n")) == [
+        "u_1",
+        "u_2",
+    ]
+    assert list(services.invitation_ids_from_csv("u_3\nu_4\n\n")) == ["u_3", "u_4"]
+    ids = [f"u_{n:06d}" for n in range(20_000)]
+    assert services.invite(campaign, ids, source="csv") == 20_000
+    assert services.invite(campaign, ids[:10] + ["u_new"], source="csv") == 1
+    assert Invitation.objects.filter(campaign=campaign).count() == 20_001
+
+
+def test_an_operator_uploads_invitations_and_sees_the_budget(db: None, clock: Clock) -> None:
+    from tests.campaigns.conftest import make_campaign
+
+    campaign = make_campaign()
+    user = User.objects.create_user("ops-1", password="a-long-password-1", is_staff=True)
+    user.groups.add(Group.objects.get(name="operator"))
+    client = Client()
+    client.force_login(user)
+    upload = SimpleUploadedFile("vip.csv", b"user_id\nu_1\nu_2\nu_1\n", content_type="text/csv")
+    response = client.post(
+        "/admin/campaigns/invitation/upload/", {"campaign": campaign.pk, "file": upload}
+    )
+    assert response.status_code == 302
+    assert sorted(Invitation.objects.values_list("user_id", flat=True)) == ["u_1", "u_2"]
+    page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/")
+    assert page.status_code == 200
+    assert b"funded 100000" in page.content
+    for screen in ("participant", "dailyspin", "coveragedraw", "reward", "invitation"):
+        assert client.get(f"/admin/campaigns/{screen}/").status_code == 200
