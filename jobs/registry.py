@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 JobKey = Literal["day", "instant"]
 Counts = dict[str, Any]
@@ -48,6 +48,7 @@ class JobSpec:
 
 
 _REGISTRY: dict[str, JobSpec] = {}
+JobFunction = TypeVar("JobFunction", bound=Callable[..., Any])
 
 
 def job(
@@ -57,8 +58,8 @@ def job(
     schedule: Schedule,
     description: str,
     day_offset: int = -1,
-) -> Callable[[Callable[..., Counts | None]], Callable[..., Counts | None]]:
-    def register(func: Callable[..., Counts | None]) -> Callable[..., Counts | None]:
+) -> Callable[[JobFunction], JobFunction]:
+    def register(func: JobFunction) -> JobFunction:
         existing = _REGISTRY.get(name)
         if existing is not None and existing.func.__qualname__ != func.__qualname__:
             raise ValueError(f"job {name!r} is declared twice")

@@ -92,7 +92,7 @@ def test_invitations_from_csv_with_or_without_header(db: None, clock: Clock) -> 
     assert list(services.invitation_ids_from_csv("u_3\nu_4\n\n")) == ["u_3", "u_4"]
     ids = [f"u_{n:06d}" for n in range(20_000)]
     assert services.invite(campaign, ids, source="csv") == 20_000
-    assert services.invite(campaign, ids[:10] + ["u_new"], source="csv") == 1
+    assert services.invite(campaign, [*ids[:10], "u_new"], source="csv") == 1
     assert Invitation.objects.filter(campaign=campaign).count() == 20_001
 
 

@@ -8,6 +8,7 @@ import hmac
 from collections.abc import Callable
 from decimal import Decimal
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -19,6 +20,7 @@ from campaigns.models import Campaign, CoverageDraw, Reward
 from campaigns.selectors import rewards_with_status
 from ledger.ingestion import ingest
 from ledger.models import Account, PayoutInstruction
+from ledger.money import format_amount
 from ledger.projection import rebuild
 from ledger.verification import verify_ledger
 from tests import events
@@ -30,8 +32,8 @@ ISSUE_AT = instant("2026-11-16T09:30:00Z")
 
 
 def _losing(
-    user: str, count: int, *, start: dt.datetime, prefix: str = "L", **kw: object
-) -> list[dict]:
+    user: str, count: int, *, start: dt.datetime, prefix: str = "L", **kw: Any
+) -> list[dict[str, Any]]:
     """`count` losing orders, one closing fill each, losses 7.5, 15, 22.5 ... (7.5 x n)."""
     return [
         events.fill(
@@ -99,38 +101,35 @@ def test_excluded_orders_never_enter_the_draw(campaign: Campaign, clock: Clock) 
     clock("2026-11-02T00:00:00Z")
     services.register(campaign, "u_1")
     clock("2026-11-05T00:00:00Z")
-    ingest(
-        [
-            events.fill(
-                "u_1",
-                order_id="vol",
-                action="open",
-                notional="2000",
-                occurred_at="2026-11-03T00:00:00Z",
-            )
-        ]
-        + _losing(
+    fills = [
+        events.fill(
+            "u_1",
+            order_id="vol",
+            action="open",
+            notional="2000",
+            occurred_at="2026-11-03T00:00:00Z",
+        ),
+        *_losing(
             "u_1", 3, start=instant("2026-11-01T10:00:00Z"), prefix="before"
-        )  # before registration
-        + _losing(
+        ),  # before registration
+        *_losing(
             "u_1", 3, start=instant("2026-11-03T10:00:00Z"), prefix="stable", symbol="USDC_USDT"
-        )
-        + _losing(
+        ),
+        *_losing(
             "u_1", 3, start=instant("2026-11-15T00:00:00Z"), prefix="after"
-        )  # at/after the end
-        + _losing(
+        ),  # at/after the end
+        *_losing(
             "u_1",
             2,
             start=instant("2026-11-04T10:00:00Z"),
             prefix="coinm",
             symbol="BTC_USD",
             market="coin_m",
-        )
-        + [
-            events.fill(
-                "u_1", order_id="won", realized_pnl="30", occurred_at="2026-11-04T12:00:00Z"
-            )
-        ],
+        ),
+        events.fill("u_1", order_id="won", realized_pnl="30", occurred_at="2026-11-04T12:00:00Z"),
+    ]
+    ingest(
+        fills,
         source="test",
     )
     refresh_spins(at=instant("2026-11-05T00:05:00Z"))
@@ -187,7 +186,7 @@ def test_bonuses_are_issued_once_and_valid_exactly_14_days(
 
     assert issue_campaign_bonuses(at=ISSUE_AT) == {
         "rewards_issued": 10,
-        "amount": str(rebates + 14),
+        "amount": format_amount(rebates + 14),
     }
     payouts = PayoutInstruction.objects.filter(user_id="u_1")
     assert payouts.count() == 10
@@ -254,7 +253,7 @@ def test_verify_draw_recomputes_everything_and_catches_a_difference(
     call_command("verify_draw", "winter", stdout=out)
     assert "every recorded outcome matches the seed (drawn)" in out.getvalue()
     draw = CoverageDraw.objects.get(user_id="u_1")
-    draw.chosen = draw.chosen[:-1] + [{"order_id": "u_1-L001", "loss": "7.5", "rebate": "7.5"}]
+    draw.chosen = [*draw.chosen[:-1], {"order_id": "u_1-L001", "loss": "7.5", "rebate": "7.5"}]
     draw.save()
     with pytest.raises(CommandError, match="1 difference"):
         call_command("verify_draw", "winter", stdout=StringIO())
