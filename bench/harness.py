@@ -8,7 +8,10 @@ that is dropped and recreated, so a run never touches real data.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -56,3 +59,33 @@ def setup() -> None:
 
 def row(label: str, value: str) -> None:
     print(f"  {label:<44} {value}", flush=True)
+
+
+def _peak_rss_mb(pid: int) -> int | None:
+    """The process's high-water resident memory (VmHWM), which exec resets: unlike
+    ru_maxrss it does not count the parent's pages the child held before exec."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        return None
+    return None
+
+
+def child_run(argv: list[str]) -> tuple[float, int, str]:
+    """Run a child; return its wall time, peak resident memory in MB, and stdout."""
+    peak = 0
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL)
+        while proc.poll() is None:
+            peak = max(peak, _peak_rss_mb(proc.pid) or 0)
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        out.seek(0)
+        text = out.read().decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv} exited {proc.returncode}: {text[-2000:]}")
+    return elapsed, peak, text

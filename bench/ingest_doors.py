@@ -66,36 +66,6 @@ def stored() -> tuple[int, int]:
     return Event.objects.count(), ClosedOrder.objects.count()
 
 
-def _peak_rss_mb(pid: int) -> int | None:
-    """The process's high-water resident memory (VmHWM), which exec resets: unlike
-    ru_maxrss it does not count the parent's pages the child held before exec."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) // 1024
-    except OSError:
-        return None
-    return None
-
-
-def child_run(argv: list[str]) -> tuple[float, int, str]:
-    """Run a child; return its wall time, peak resident memory in MB, and stdout."""
-    peak = 0
-    with tempfile.TemporaryFile() as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL)
-        while proc.poll() is None:
-            peak = max(peak, _peak_rss_mb(proc.pid) or 0)
-            time.sleep(0.05)
-        elapsed = time.perf_counter() - started
-        out.seek(0)
-        text = out.read().decode()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv} exited {proc.returncode}: {text[-2000:]}")
-    return elapsed, peak, text
-
-
 def door_copy(lines: list[bytes]) -> float:
     events = [json.loads(line) for line in lines]
     with connection.cursor() as cursor:
@@ -131,7 +101,9 @@ def door_file(lines: list[bytes]) -> tuple[float, int, str]:
     with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as handle:
         handle.writelines(lines)
     try:
-        return child_run([PYTHON, "manage.py", "ingest_events", handle.name, "--no-progress"])
+        return harness.child_run(
+            [PYTHON, "manage.py", "ingest_events", handle.name, "--no-progress"]
+        )
     finally:
         os.unlink(handle.name)
 
@@ -301,7 +273,7 @@ def main() -> None:
             for line in as_lines(trade_fills(args.memory_events, seed=11)):
                 big.write(line)
         try:
-            seconds, peak_mb, out = child_run(
+            seconds, peak_mb, out = harness.child_run(
                 [PYTHON, "manage.py", "ingest_events", big.name, "--no-progress"]
             )
         finally:

@@ -23,9 +23,17 @@ ORIGINS = ["manual", "manual", "manual", "api", "copy", "grid", "bot"]
 
 
 def trade_fills(
-    count: int, *, seed: int = 7, duplicate_share: float = 0.02, users: int | None = None
+    count: int,
+    *,
+    seed: int = 7,
+    duplicate_share: float = 0.02,
+    users: int | None = None,
+    start: dt.datetime = START,
+    seconds_per_order: float = 3,
+    id_prefix: str = "trd",
 ) -> Iterator[dict[str, Any]]:
-    """``count`` trade.filled events, duplicates included (same id, same body)."""
+    """``count`` trade.filled events, duplicates included (same id, same body),
+    one order every ``seconds_per_order`` from ``start``."""
     rng = random.Random(seed)
     users = users or max(100, count // 50)
     emitted = 0
@@ -40,7 +48,7 @@ def trade_fills(
         price = Decimal(rng.randrange(1_000, 90_000))
         opens, closes = rng.randint(1, 2), rng.randint(1, 3)
         losing = rng.random() < 0.45
-        clock = START + dt.timedelta(seconds=order * 3 + rng.randrange(3))
+        clock = start + dt.timedelta(seconds=order * seconds_per_order + rng.random())
         for leg in range(opens + closes):
             if emitted >= count:
                 break
@@ -55,7 +63,7 @@ def trade_fills(
                 )
                 pnl = -size if losing else size
             event = {
-                "event_id": f"trd-{order:09d}-{leg}",
+                "event_id": f"{id_prefix}-{order:09d}-{leg}",
                 "type": "trade.filled",
                 "occurred_at": (clock + dt.timedelta(milliseconds=leg * 250))
                 .isoformat()

@@ -304,19 +304,40 @@ def _issue(campaign: Campaign, at: dt.datetime) -> tuple[int, Decimal]:
                     for _, user_id, kind, reference, reward_amount, key in rows
                 ]
             )
+        # Rewards of disqualified users are void: recorded, per user, never paid.
         with connection.cursor() as cursor:
             cursor.execute(
                 """
-                SELECT count(*), coalesce(sum(r.amount), 0) FROM campaigns_reward r
+                SELECT r.user_id, count(*), sum(r.amount) FROM campaigns_reward r
                 WHERE r.campaign_id = %(campaign)s AND EXISTS (
                     SELECT 1 FROM ledger_riskmeasure m
                     WHERE m.user_id = r.user_id AND m.measure = 'disqualify_campaigns')
                   AND NOT EXISTS (SELECT 1 FROM ledger_ledgertransaction t
                                   WHERE t.idempotency_key = r.idempotency_key)
+                GROUP BY r.user_id ORDER BY r.user_id
                 """,
                 {"campaign": campaign.pk},
             )
-            void_count, void_amount = cursor.fetchone()
+            voided = cursor.fetchall()
+        void_count = sum(row[1] for row in voided)
+        void_amount = sum((row[2] for row in voided), Decimal(0))
+        void_events = [
+            DomainEvent(
+                event_id=f"campaign.rewards_voided:{campaign.slug}:{user_id}",
+                type="campaign.rewards_voided",
+                occurred_at=at,
+                user_id=user_id,
+                data={
+                    "campaign": campaign.slug,
+                    "rewards": rewards,
+                    "amount": format_amount(total),
+                    "reason": "disqualify_campaigns",
+                },
+            )
+            for user_id, rewards, total in voided
+        ]
+        for start in range(0, len(void_events), ISSUE_CHUNK):
+            append_domain_events(void_events[start : start + ISSUE_CHUNK])
         append_domain_events(
             [
                 DomainEvent(

@@ -19,7 +19,7 @@ from campaigns.jobs import draw_coverage, issue_campaign_bonuses, refresh_spins
 from campaigns.models import Campaign, CoverageDraw, Reward
 from campaigns.selectors import rewards_with_status
 from ledger.ingestion import ingest
-from ledger.models import Account, PayoutInstruction
+from ledger.models import Account, Event, PayoutInstruction
 from ledger.money import format_amount
 from ledger.projection import rebuild
 from ledger.verification import verify_ledger
@@ -236,6 +236,8 @@ def test_disqualification_voids_pending_rewards_but_not_issued_ones(
     assert result["rewards_issued"] == 8
     assert not PayoutInstruction.objects.filter(user_id="u_2").exists()
     assert {r["status"] for r in rewards_with_status(campaign, "u_2")} == {"void"}
+    voided = Event.objects.get(type="campaign.rewards_voided")
+    assert (voided.user_id, voided.data["rewards"]) == ("u_2", 8)
     issued_event = campaign.__class__.objects.get(pk=campaign.pk)
     assert issued_event.bonuses_issued_at == ISSUE_AT
     ingest([events.risk("u_1", occurred_at="2026-11-17T00:00:00Z")], source="test")
