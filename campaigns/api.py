@@ -30,6 +30,13 @@ def _visible_campaign(slug: str, user_id: str) -> Campaign:
     return campaign
 
 
+def _participant(campaign: Campaign, user_id: str) -> Participant:
+    participant = Participant.objects.filter(campaign=campaign, user_id=user_id).first()
+    if participant is None:
+        raise Http404("not registered for this campaign")
+    return participant
+
+
 def _phase(campaign: Campaign, now: dt.datetime) -> str:
     if now < campaign.starts_at:
         return "upcoming"
@@ -262,9 +269,7 @@ class MeView(APIView):
     def get(self, request: Request, slug: str) -> Response:
         user_id = caller_user_id(request)
         campaign = _visible_campaign(slug, user_id)
-        participant = Participant.objects.filter(campaign=campaign, user_id=user_id).first()
-        if participant is None:
-            raise Http404("not registered for this campaign")
+        participant = _participant(campaign, user_id)
         now = clock.now()
         progress = selectors.progress(campaign, participant, now)
         return Response(
@@ -351,9 +356,7 @@ class DrawView(APIView):
     def get(self, request: Request, slug: str) -> Response:
         user_id = caller_user_id(request)
         campaign = _visible_campaign(slug, user_id)
-        participant = Participant.objects.filter(campaign=campaign, user_id=user_id).first()
-        if participant is None:
-            raise Http404("not registered for this campaign")
+        participant = _participant(campaign, user_id)
         if not campaign.seed_revealed:
             raise services.CampaignRefusal(
                 "draw_not_done",

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from campaigns import rules, selectors
+from campaigns import selectors
 from campaigns.models import Campaign
 from campaigns.services import BudgetExhausted, record_budget_alert
 from jobs.registry import job
@@ -183,14 +183,7 @@ def draw_coverage(*, at: dt.datetime) -> dict[str, int]:
                 orders = selectors.first_losing_orders(campaign, [p[0] for p in participants])
             events = []
             for _, user_id, percent, _registered in participants:
-                result = rules.draw_orders(
-                    seed=campaign.seed,
-                    slug=campaign.slug,
-                    user_id=user_id,
-                    percent=percent,
-                    first_losing_orders=orders.get(user_id, []),
-                    cap=campaign.cap_per_order,
-                )
+                result = selectors.draw_for(campaign, user_id, percent, orders.get(user_id, []))
                 covered += result.covered
                 events.append(
                     DomainEvent(

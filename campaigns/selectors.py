@@ -157,6 +157,20 @@ def first_losing_orders(
         return orders
 
 
+def draw_for(
+    campaign: Campaign, user_id: str, percent: Decimal, orders: list[rules.LosingOrder]
+) -> rules.DrawResult:
+    """The coverage draw of one card holder, from the campaign's seed and rules."""
+    return rules.draw_orders(
+        seed=campaign.seed,
+        slug=campaign.slug,
+        user_id=user_id,
+        percent=percent,
+        first_losing_orders=orders,
+        cap=campaign.cap_per_order,
+    )
+
+
 def participant_losing_orders(
     campaign: Campaign, participant: Participant
 ) -> list[rules.LosingOrder]:

@@ -63,14 +63,7 @@ def _verify_draws(campaign: Campaign) -> Iterator[str]:
                 if campaign.drawn_at is not None:
                     yield f"{user_id}: holds a {percent}% card but has no draw"
                 continue
-            result = rules.draw_orders(
-                seed=campaign.seed,
-                slug=campaign.slug,
-                user_id=user_id,
-                percent=percent,
-                first_losing_orders=orders.get(user_id, []),
-                cap=campaign.cap_per_order,
-            )
+            result = selectors.draw_for(campaign, user_id, percent, orders.get(user_id, []))
             if result.candidates_digest != draw.candidates_digest:
                 yield f"{user_id}: the losing orders drawn from differ from the log's today"
             recorded = [(item["order_id"], Decimal(item["rebate"])) for item in draw.chosen]
