@@ -8,4 +8,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("ledger.urls")),
     path("api/v1/", include("campaigns.urls")),
+    path("api/v1/", include("vouchers.urls")),
 ]

@@ -99,21 +99,25 @@ def _fold_closed_orders(cursor: Any, after: int, upto: int) -> None:
                 (array_agg(e.data->>'market' ORDER BY e.occurred_at, e.event_id))[1] AS market,
                 (array_agg(e.data->>'symbol' ORDER BY e.occurred_at, e.event_id))[1] AS symbol,
                 (array_agg(e.data->>'origin' ORDER BY e.occurred_at, e.event_id))[1] AS origin,
-                jsonb_agg(e.data->'promo_funding') AS promos
+                jsonb_agg(e.data->'promo_funding') AS promos,
+                max(e.position) AS last_position
             FROM ledger_event e
             WHERE {_RANGE} AND e.data->>'action' = 'close'
             GROUP BY e.user_id, e.data->>'order_id'
         )
         INSERT INTO ledger_closedorder
             (user_id, order_id, first_close_at, first_close_event_id, last_close_at,
-             realized_pnl, closing_notional, closing_fills, market, symbol, origin, promo_funding)
+             realized_pnl, closing_notional, closing_fills, market, symbol, origin, promo_funding,
+             last_position)
         SELECT o.user_id, o.order_id, o.first_at, o.first_event_id, o.last_at, o.pnl, o.notional,
             o.n, o.market, o.symbol, o.origin,
             (SELECT coalesce(jsonb_agg(DISTINCT p ORDER BY p), '[]'::jsonb)
              FROM jsonb_array_elements(o.promos) fill_promos,
-                  jsonb_array_elements_text(fill_promos) p)
+                  jsonb_array_elements_text(fill_promos) p),
+            o.last_position
         FROM orders o
         ON CONFLICT (user_id, order_id) DO UPDATE SET
+            last_position = greatest(ledger_closedorder.last_position, EXCLUDED.last_position),
             realized_pnl = ledger_closedorder.realized_pnl + EXCLUDED.realized_pnl,
             closing_notional = ledger_closedorder.closing_notional + EXCLUDED.closing_notional,
             closing_fills = ledger_closedorder.closing_fills + EXCLUDED.closing_fills,

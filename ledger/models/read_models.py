@@ -114,6 +114,9 @@ class ClosedOrder(models.Model):
     symbol = models.CharField(max_length=64)
     origin = models.CharField(max_length=16)
     promo_funding = models.JSONField(default=list)
+    # Log position of the newest closing fill folded in: programs that react to
+    # closed orders read "changed since position N" (e.g. voucher consumption).
+    last_position = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -122,6 +125,7 @@ class ClosedOrder(models.Model):
         indexes = [
             models.Index(fields=["user_id", "first_close_at"], name="closedorder_user_time"),
             models.Index(fields=["first_close_at"], name="closedorder_time"),
+            models.Index(fields=["last_position"], name="closedorder_changes"),
         ]
 
     def __str__(self) -> str:

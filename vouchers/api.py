@@ -1,0 +1,189 @@
+"""REST endpoints of the vouchers: the coupon center (users), grants (services)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access.permissions import IsExchangeUser, IsService, caller_user_id
+from config import clock
+from ledger.money import format_amount
+from vouchers import rules, selectors, services
+from vouchers.models import Voucher
+
+
+def voucher_body(voucher: Voucher) -> dict[str, Any]:
+    return {
+        "id": voucher.pk,
+        "program": voucher.program.slug,
+        "template": voucher.template.code,
+        "face_value": format_amount(voucher.face_value),
+        "remaining": format_amount(voucher.remaining),
+        "min_closing_amount": format_amount(voucher.min_closing_amount)
+        if voucher.min_closing_amount is not None
+        else None,
+        "arrived_at": voucher.arrived_at,
+        "expires_at": voucher.expires_at,
+        "status": selectors.voucher_status(voucher, clock.now()),
+    }
+
+
+_VOUCHER = inline_serializer(
+    "Voucher",
+    {
+        "id": serializers.IntegerField(),
+        "program": serializers.CharField(),
+        "template": serializers.CharField(),
+        "face_value": serializers.CharField(),
+        "remaining": serializers.CharField(),
+        "min_closing_amount": serializers.CharField(allow_null=True),
+        "arrived_at": serializers.DateTimeField(),
+        "expires_at": serializers.DateTimeField(),
+        "status": serializers.ChoiceField(choices=["active", "used", "expired", "voided"]),
+    },
+)
+
+
+class GrantView(APIView):
+    permission_classes = [IsService]
+
+    @extend_schema(
+        operation_id="grant_vouchers",
+        summary="Give vouchers (idempotent by key)",
+        description=(
+            'Body `{"grants": [{"idempotency_key", "user_id", "program", "template"}, ...]}`, '
+            "1-5,000 grants. Each is answered `granted` (with `voucher_id`), `duplicate` (its key "
+            "was used before: nothing changes) or `rejected` with field errors. Arrival is now."
+        ),
+        request=inline_serializer(
+            "GrantBatch", {"grants": serializers.ListField(child=serializers.DictField())}
+        ),
+        responses={200: serializers.DictField()},
+    )
+    def post(self, request: Request) -> Response:
+        body = request.data
+        grants = body.get("grants") if isinstance(body, dict) else None
+        if not isinstance(grants, list) or not grants:
+            raise ValidationError({"grants": ["required: a non-empty list of grants"]})
+        if len(grants) > settings.MAX_EVENTS_PER_REQUEST:
+            raise ValidationError(
+                {"grants": [f"at most {settings.MAX_EVENTS_PER_REQUEST} grants per request"]}
+            )
+        parsed = [
+            services.Grant(
+                key=str(item.get("idempotency_key") or "") if isinstance(item, dict) else "",
+                user_id=str(item.get("user_id") or "") if isinstance(item, dict) else "",
+                program=str(item.get("program") or "") if isinstance(item, dict) else "",
+                template=str(item.get("template") or "") if isinstance(item, dict) else "",
+            )
+            for item in grants
+        ]
+        report = services.grant_vouchers(parsed, source=f"api:{request.user}")
+        return Response(
+            {
+                "granted": report.granted,
+                "duplicate": report.duplicate,
+                "rejected": report.rejected,
+                "results": report.results,
+            }
+        )
+
+
+class CouponCenterView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="my_vouchers",
+        summary="The caller's vouchers: active (default) or history",
+        parameters=[OpenApiParameter("status", str, enum=["active", "history"])],
+        responses={200: _VOUCHER},
+    )
+    def get(self, request: Request) -> Response:
+        user_id = caller_user_id(request)
+        wanted = request.query_params.get("status", "active")
+        if wanted not in ("active", "history"):
+            raise ValidationError({"status": ['"active" or "history"']})
+        now = clock.now()
+        query = (
+            selectors.active_vouchers(user_id, now)
+            if wanted == "active"
+            else selectors.voucher_history(user_id, now)
+        )
+        return Response(
+            {
+                "results": [
+                    voucher_body(v) for v in query.select_related("program", "template")[:500]
+                ]
+            }
+        )
+
+
+class VoucherDetailView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="my_voucher",
+        summary="A voucher and every order that used it",
+        responses={200: _VOUCHER},
+    )
+    def get(self, request: Request, voucher_id: int) -> Response:
+        user_id = caller_user_id(request)
+        voucher = (
+            Voucher.objects.filter(pk=voucher_id, user_id=user_id)
+            .select_related("program", "template")
+            .first()
+        )
+        if voucher is None:
+            raise Http404("no such voucher for this user")
+        return Response(
+            {
+                **voucher_body(voucher),
+                "orders": [
+                    {
+                        "order_id": c.order_id,
+                        "closed_at": c.closed_at,
+                        "loss": format_amount(c.loss),
+                        "compensation": format_amount(c.amount),
+                        "payout": selectors.payout_status(c),
+                        "paid_at": c.paid_at,
+                    }
+                    for c in voucher.consumptions.order_by("closed_at", "id")
+                ],
+            }
+        )
+
+
+class OrderExplanationView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="why_voucher_for_order",
+        summary="Why an order did or did not use a voucher",
+        responses={200: serializers.DictField()},
+    )
+    def get(self, request: Request, order_id: str) -> Response:
+        user_id = caller_user_id(request)
+        explanation = selectors.explain_order(user_id, order_id)
+        if explanation is None:
+            raise Http404("no closed order with this id for this user")
+        consumption = explanation.consumption
+        return Response(
+            {
+                "order_id": order_id,
+                "consumed": explanation.consumed,
+                "voucher_id": consumption.voucher_id if consumption else None,
+                "compensation": format_amount(consumption.amount) if consumption else None,
+                "payout": selectors.payout_status(consumption) if consumption else None,
+                "reasons": explanation.reasons,
+                "messages": [rules.MESSAGES[r] for r in explanation.reasons],
+                "vouchers": explanation.vouchers,
+            }
+        )

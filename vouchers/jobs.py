@@ -1,0 +1,339 @@
+"""Scheduled jobs of the loss-coverage vouchers (RULES.md section 2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+
+from config import clock
+from jobs.registry import Daily, job
+from ledger.bookkeeping import UserCredit, open_funding_account
+from ledger.bookkeeping import post_user_credits as post_credits
+from ledger.event_store import DomainEvent, append_domain_events
+from ledger.models import Account
+from ledger.money import format_amount
+from vouchers import rules
+from vouchers.models import ConsumptionCursor, VoucherProgram
+from vouchers.services import VOID_MEASURE, VoucherRefusal, void_for_risk
+
+logger = logging.getLogger(__name__)
+
+USER_CHUNK = 2_000
+PAY_CHUNK = 5_000
+# One consumer of vouchers at a time, whatever instant each run was asked for.
+CONSUMPTION_LOCK = 0x5E7E_0002
+CURSOR = "consumption"
+
+
+@job(
+    "consume_vouchers",
+    key="instant",
+    schedule=dt.timedelta(minutes=1),
+    description="Match new losing orders to vouchers, earliest arrival first (RULES.md 2).",
+)
+def consume_vouchers(*, at: dt.datetime) -> dict[str, Any]:
+    """RULES.md section 2, "Eligible order" and "Consumption by arrival time":
+    every losing order folded since the last run (``ClosedOrder.last_position``)
+    whose user holds a usable voucher is checked with ``vouchers.rules``; a
+    user's eligible orders, in close-time order, each consume the
+    earliest-arrived usable voucher for min(loss, remaining). A match is final;
+    a late order is matched against the vouchers as they stand when it is
+    processed (still only vouchers that arrived before its close).
+
+    First applies ``void_vouchers`` risk measures. One run at a time: a second
+    concurrent run returns at once."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [CONSUMPTION_LOCK])
+        if not cursor.fetchone()[0]:
+            return {"skipped": "another consume_vouchers run is in progress"}
+    try:
+        voided = void_for_risk(at)
+        return {**_consume(at), **voided}
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [CONSUMPTION_LOCK])
+
+
+def _consume(at: dt.datetime) -> dict[str, Any]:
+    cursor_row, _ = ConsumptionCursor.objects.get_or_create(
+        name=CURSOR, defaults={"updated_at": at}
+    )
+    since = cursor_row.position
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(max(last_position), %s) FROM ledger_closedorder WHERE last_position > %s",
+            [since, since],
+        )
+        head = int(cursor.fetchone()[0])
+        if head == since:
+            return {"orders_matched": 0, "compensation": "0"}
+        # Users with a new losing order who hold a voucher with money left.
+        cursor.execute(
+            """
+            SELECT DISTINCT o.user_id FROM ledger_closedorder o
+            WHERE o.last_position > %s AND o.last_position <= %s AND o.realized_pnl < 0
+              AND EXISTS (SELECT 1 FROM vouchers_voucher v WHERE v.user_id = o.user_id
+                          AND v.remaining > 0 AND v.voided_at IS NULL)
+            ORDER BY o.user_id
+            """,
+            [since, head],
+        )
+        users = [row[0] for row in cursor.fetchall()]
+    matched = 0
+    total = Decimal(0)
+    for start in range(0, len(users), USER_CHUNK):
+        count, amount = _consume_users(users[start : start + USER_CHUNK], since, head, at)
+        matched += count
+        total += amount
+    ConsumptionCursor.objects.filter(name=CURSOR).update(position=head, updated_at=at)
+    return {"orders_matched": matched, "compensation": format_amount(total), "users": len(users)}
+
+
+def _consume_users(users: list[str], since: int, head: int, at: dt.datetime) -> tuple[int, Decimal]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT o.user_id, o.order_id, o.first_close_at, o.realized_pnl, o.closing_notional,
+                o.market, o.origin, o.promo_funding, u.account_type
+            FROM ledger_closedorder o LEFT JOIN ledger_exchangeuser u ON u.user_id = o.user_id
+            WHERE o.user_id = ANY(%s) AND o.last_position > %s AND o.last_position <= %s
+              AND o.realized_pnl < 0
+              AND NOT EXISTS (SELECT 1 FROM vouchers_consumption c
+                              WHERE c.user_id = o.user_id AND c.order_id = o.order_id)
+            """,
+            [users, since, head],
+        )
+        orders: dict[str, list[rules.LosingOrder]] = defaultdict(list)
+        for (
+            user_id,
+            order_id,
+            closed_at,
+            pnl,
+            notional,
+            market,
+            origin,
+            promo,
+            account_type,
+        ) in cursor.fetchall():
+            # Django reads jsonb as text on raw cursors.
+            promo_funding = tuple(json.loads(promo) if isinstance(promo, str) else promo or ())
+            order = rules.LosingOrder(
+                order_id, closed_at, pnl, notional, market, origin, promo_funding
+            )
+            if not rules.order_reasons(order, account_type=account_type, vouchers_voided=False):
+                orders[user_id].append(order)
+        if not orders:
+            return 0, Decimal(0)
+        # Row locks on the vouchers used: a concurrent grant or void waits.
+        cursor.execute(
+            """
+            SELECT id, user_id, arrived_at, expires_at, remaining, min_closing_amount
+            FROM vouchers_voucher
+            WHERE user_id = ANY(%s) AND remaining > 0 AND voided_at IS NULL
+            ORDER BY id FOR UPDATE
+            """,
+            [list(orders)],
+        )
+        vouchers: dict[str, list[rules.VoucherState]] = defaultdict(list)
+        for voucher_id, user_id, arrived, expires, remaining, minimum in cursor.fetchall():
+            vouchers[user_id].append(
+                rules.VoucherState(voucher_id, arrived, expires, remaining, minimum)
+            )
+        rows = []
+        new_remaining: dict[int, Decimal] = {}
+        for user_id, user_orders in orders.items():
+            matches, remaining = rules.match_orders(user_orders, vouchers.get(user_id, []))
+            new_remaining.update(remaining)
+            rows += [
+                (
+                    m.voucher_id,
+                    user_id,
+                    m.order.order_id,
+                    m.order.closed_at,
+                    m.order.loss,
+                    m.amount,
+                    at,
+                    "",
+                )
+                for m in matches
+            ]
+        if not rows:
+            return 0, Decimal(0)
+        raw = connection.connection
+        assert raw is not None
+        with (
+            raw.cursor() as copy_cursor,
+            copy_cursor.copy(
+                "COPY vouchers_consumption (voucher_id, user_id, order_id, closed_at, loss, amount,"
+                " matched_at, payout_key) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        ids = sorted(new_remaining)
+        cursor.execute(
+            """
+            UPDATE vouchers_voucher v SET remaining = r.remaining
+            FROM unnest(%s::bigint[], %s::numeric[]) AS r(id, remaining) WHERE v.id = r.id
+            """,
+            [ids, [new_remaining[i] for i in ids]],
+        )
+        return len(rows), sum((row[5] for row in rows), Decimal(0))
+
+
+@job(
+    "pay_voucher_compensation",
+    key="day",
+    schedule=Daily(hour=0, minute=30),
+    description="Credit day D's voucher compensation to spot accounts on day D+1 (RULES.md 2).",
+)
+def pay_voucher_compensation(*, day: dt.date) -> dict[str, Any]:
+    """RULES.md section 2, "Payout": compensation for orders closed on day D is
+    credited on day D+1, from the program's funding account to the user's spot
+    account, one credit per user and program (key
+    ``voucher:<program>:<user>:<D>``). Matches of earlier days that were made
+    after their own payout (late orders) are paid with day D's. Refuses to run
+    before D+1 has begun; rerunning D pays nothing twice. All or nothing per
+    program: a funding account that cannot cover the day pays nothing and
+    flags the program for ops."""
+    next_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    now = clock.now()
+    if now < next_day:
+        raise VoucherRefusal(
+            "too_early", f"compensation for {day} is paid on {next_day.date()}, not before"
+        )
+    paid = 0
+    total = Decimal(0)
+    for program in VoucherProgram.objects.order_by("pk"):
+        try:
+            count, amount = _pay_program(program, day, next_day, now)
+        except VoucherRefusal as refusal:
+            logger.error("voucher payout refused: %s", refusal.message)
+            VoucherProgram.objects.filter(pk=program.pk).update(
+                budget_alert=refusal.message[:2000], budget_alert_at=now
+            )
+            raise
+        paid += count
+        total += amount
+    return {"users_paid": paid, "amount": format_amount(total)}
+
+
+_UNPAID = """
+    FROM vouchers_consumption c JOIN vouchers_voucher v ON v.id = c.voucher_id
+    WHERE v.program_id = %(program)s AND c.paid_at IS NULL AND c.cancelled_at IS NULL
+      AND c.closed_at < %(next_day)s
+      AND NOT EXISTS (SELECT 1 FROM ledger_riskmeasure m
+                      WHERE m.user_id = c.user_id AND m.measure = %(measure)s)
+      -- A user already paid for this day (a rerun): late matches wait for the next day.
+      AND NOT EXISTS (SELECT 1 FROM ledger_ledgertransaction t
+                      WHERE t.idempotency_key = 'voucher:' || %(slug)s || ':' || c.user_id || ':' || %(day)s)
+"""
+
+
+def _pay_program(
+    program: VoucherProgram, day: dt.date, next_day: dt.datetime, now: dt.datetime
+) -> tuple[int, Decimal]:
+    funding = open_funding_account(program=program.funding_program, asset=program.asset)
+    params: dict[str, Any] = {
+        "program": program.pk,
+        "next_day": next_day,
+        "measure": VOID_MEASURE,
+        "slug": program.slug,
+        "day": day.isoformat(),
+    }
+    with transaction.atomic():
+        locked = Account.objects.select_for_update().get(pk=funding.pk)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.user_id, sum(c.amount), count(*), array_agg(c.id)"
+                + _UNPAID
+                + " GROUP BY c.user_id ORDER BY c.user_id",
+                params,
+            )
+            per_user = cursor.fetchall()
+        amount = sum((row[1] for row in per_user), Decimal(0))
+        if amount > locked.balance:
+            raise VoucherRefusal(
+                "budget_exhausted",
+                f"voucher program {program.slug}: compensation of {amount} {program.asset} for {day}"
+                f" exceeds its funding of {locked.balance}; nothing was paid",
+            )
+        for start in range(0, len(per_user), PAY_CHUNK):
+            post_credits(
+                [
+                    UserCredit(
+                        idempotency_key=f"voucher:{program.slug}:{user_id}:{day.isoformat()}",
+                        kind="voucher.compensation",
+                        funding_account=locked,
+                        user_id=user_id,
+                        amount=user_amount,
+                        user_kind="spot",
+                        cause={"program": program.slug, "day": day.isoformat(), "orders": orders},
+                    )
+                    for user_id, user_amount, orders, _ in per_user[start : start + PAY_CHUNK]
+                ]
+            )
+        # Exactly the matches summed above, by id: a match made meanwhile waits.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                UPDATE vouchers_consumption
+                SET paid_at = %(now)s, payout_key = 'voucher:' || %(slug)s || ':' || user_id || ':' || %(day)s
+                WHERE id = ANY(%(ids)s)
+                """,
+                {**params, "now": now, "ids": [i for row in per_user for i in row[3]]},
+            )
+        if per_user:
+            append_domain_events(
+                [
+                    DomainEvent(
+                        event_id=f"voucher.compensation_paid:{program.slug}:{day.isoformat()}",
+                        type="voucher.compensation_paid",
+                        occurred_at=now,
+                        data={
+                            "program": program.slug,
+                            "day": day.isoformat(),
+                            "users": len(per_user),
+                            "amount": format_amount(amount),
+                        },
+                    )
+                ]
+            )
+    return len(per_user), amount
+
+
+@job(
+    "expire_vouchers",
+    key="instant",
+    schedule=dt.timedelta(hours=1),
+    description="Record vouchers that expired with money left (RULES.md 2).",
+)
+def expire_vouchers(*, at: dt.datetime) -> dict[str, int]:
+    """RULES.md section 2: an expired voucher serves nothing (the matching rule
+    already refuses it) and moves to the coupon center's history. This records
+    when each one expired with money left; one ``voucher.expired`` event per run."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE vouchers_voucher SET expired_at = expires_at WHERE expires_at <= %s"
+            " AND expired_at IS NULL AND voided_at IS NULL AND remaining > 0",
+            [at],
+        )
+        expired = cursor.rowcount
+        if expired:
+            append_domain_events(
+                [
+                    DomainEvent(
+                        event_id=f"voucher.expired:{at.isoformat()}",
+                        type="voucher.expired",
+                        occurred_at=at,
+                        data={"vouchers": expired},
+                    )
+                ]
+            )
+    return {"vouchers_expired": expired}

@@ -1,0 +1,146 @@
+"""Tables of the loss-coverage vouchers (RULES.md section 2).
+
+``VoucherProgram`` and ``VoucherTemplate`` are configuration. ``Voucher`` is a
+grant (each one also recorded as a ``voucher.granted`` event) with its running
+``remaining`` amount. ``Consumption`` is the record of ``consume_vouchers``'
+decisions: which order used which voucher for how much, and when it was paid.
+Matches are final; a risk measure cancels unpaid ones (``cancelled_at``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS
+
+
+def _amount(**kwargs: object) -> models.DecimalField:
+    return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS, **kwargs)  # type: ignore[arg-type]
+
+
+class VoucherProgram(models.Model):
+    slug = models.SlugField(max_length=80)
+    title = models.CharField(max_length=200)
+    asset = models.CharField(max_length=16, default="USDT")
+    funding_program = models.CharField(
+        max_length=120,
+        help_text="The ledger program that pays compensation, e.g. vouchers:welcome.",
+    )
+    created_at = models.DateTimeField()
+    budget_alert = models.TextField(blank=True, default="", editable=False)
+    budget_alert_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["slug"], name="voucherprogram_slug_unique")]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class VoucherTemplate(models.Model):
+    program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="templates")
+    code = models.SlugField(max_length=80)
+    face_value = _amount(help_text="The most the voucher pays back.")
+    validity_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Valid this many days from arrival..."
+    )
+    valid_until = models.DateTimeField(
+        null=True, blank=True, help_text="... or until this instant."
+    )
+    min_closing_amount = _amount(
+        null=True, blank=True, help_text="The order's closing notional must reach this."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["program", "code"], name="vouchertemplate_unique"),
+            models.CheckConstraint(
+                condition=models.Q(validity_days__isnull=False)
+                | models.Q(valid_until__isnull=False),
+                name="vouchertemplate_has_validity",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.program_id}/{self.code}: {self.face_value}"
+
+
+class Voucher(models.Model):
+    template = models.ForeignKey(VoucherTemplate, on_delete=models.PROTECT, related_name="vouchers")
+    program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="vouchers")
+    user_id = models.CharField(max_length=64)
+    face_value = _amount()
+    remaining = _amount()
+    min_closing_amount = _amount(null=True, blank=True)
+    arrived_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    grant_key = models.CharField(max_length=200, help_text="Idempotency key of the grant.")
+    source = models.CharField(max_length=120)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(
+        null=True, blank=True, help_text="When expire_vouchers recorded it expired with money left."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["grant_key"], name="voucher_grant_key"),
+            models.CheckConstraint(
+                condition=models.Q(remaining__gte=0), name="voucher_remaining_not_negative"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user_id", "arrived_at", "id"], name="voucher_user_arrival")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.user_id} {self.remaining}/{self.face_value}"
+
+    @property
+    def used_up(self) -> bool:
+        return self.remaining == Decimal(0)
+
+
+class Consumption(models.Model):
+    voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="consumptions")
+    user_id = models.CharField(max_length=64)
+    order_id = models.CharField(max_length=128)
+    closed_at = models.DateTimeField(help_text="The order's first closing fill.")
+    loss = _amount()
+    amount = _amount(help_text="min(loss, the voucher's remaining)")
+    matched_at = models.DateTimeField()
+    payout_key = models.CharField(max_length=200, blank=True, default="")
+    paid_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One order uses at most one voucher, once.
+            models.UniqueConstraint(
+                fields=["user_id", "order_id"], name="consumption_one_per_order"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["closed_at"],
+                name="consumption_unpaid",
+                condition=models.Q(paid_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} used {self.amount} of voucher {self.voucher_id}"
+
+
+class ConsumptionCursor(models.Model):
+    """How far ``consume_vouchers`` has read the closed orders (their
+    ``last_position``). Its own table: a rebuild of the read models must not
+    move it."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.position}"
