@@ -255,7 +255,11 @@ def test_verify_draw_recomputes_everything_and_catches_a_difference(
     call_command("verify_draw", "winter", stdout=out)
     assert "every recorded outcome matches the seed (drawn)" in out.getvalue()
     draw = CoverageDraw.objects.get(user_id="u_1")
-    draw.chosen = [*draw.chosen[:-1], {"order_id": "u_1-L001", "loss": "7.5", "rebate": "7.5"}]
+    tampered = [dict(item) for item in draw.chosen]
+    tampered[0]["rebate"] = str(
+        Decimal(tampered[0]["rebate"]) + 1
+    )  # one more USDT than the rules give
+    draw.chosen = tampered
     draw.save()
     with pytest.raises(CommandError, match="1 difference"):
         call_command("verify_draw", "winter", stdout=StringIO())
