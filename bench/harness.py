@@ -74,12 +74,12 @@ def _peak_rss_mb(pid: int) -> int | None:
     return None
 
 
-def child_run(argv: list[str]) -> tuple[float, int, str]:
+def child_run(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Run a child; return its wall time, peak resident memory in MB, and stdout."""
     peak = 0
     with tempfile.TemporaryFile() as out:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env)
         while proc.poll() is None:
             peak = max(peak, _peak_rss_mb(proc.pid) or 0)
             time.sleep(0.05)

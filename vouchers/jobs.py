@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections import defaultdict
 from decimal import Decimal
@@ -18,6 +17,7 @@ from ledger.bookkeeping import post_user_credits as post_credits
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.models import Account
 from ledger.money import format_amount
+from ledger.sql import binary_cursor
 from vouchers import rules
 from vouchers.models import ConsumptionCursor, VoucherProgram
 from vouchers.services import VOID_MEASURE, VoucherRefusal, void_for_risk
@@ -96,18 +96,21 @@ def _consume(at: dt.datetime) -> dict[str, Any]:
 
 
 def _consume_users(users: list[str], since: int, head: int, at: dt.datetime) -> tuple[int, Decimal]:
-    with transaction.atomic(), connection.cursor() as cursor:
+    # Binary parameters and results: thousands of keys, timestamps and amounts
+    # per chunk cost more to quote and parse as text than the queries themselves.
+    with transaction.atomic(), binary_cursor() as cursor:
         cursor.execute(
             """
             SELECT o.user_id, o.order_id, o.first_close_at, o.realized_pnl, o.closing_notional,
                 o.market, o.origin, o.promo_funding, u.account_type
             FROM ledger_closedorder o LEFT JOIN ledger_exchangeuser u ON u.user_id = o.user_id
-            WHERE o.user_id = ANY(%s) AND o.last_position > %s AND o.last_position <= %s
+            WHERE o.user_id = ANY(%b::text[]) AND o.last_position > %b AND o.last_position <= %b
               AND o.realized_pnl < 0
               AND NOT EXISTS (SELECT 1 FROM vouchers_consumption c
                               WHERE c.user_id = o.user_id AND c.order_id = o.order_id)
             """,
             [users, since, head],
+            binary=True,
         )
         orders: dict[str, list[rules.LosingOrder]] = defaultdict(list)
         for (
@@ -120,11 +123,9 @@ def _consume_users(users: list[str], since: int, head: int, at: dt.datetime) -> 
             origin,
             promo,
             account_type,
-        ) in cursor.fetchall():
-            # Django reads jsonb as text on raw cursors.
-            promo_funding = tuple(json.loads(promo) if isinstance(promo, str) else promo or ())
+        ) in cursor:
             order = rules.LosingOrder(
-                order_id, closed_at, pnl, notional, market, origin, promo_funding
+                order_id, closed_at, pnl, notional, market, origin, tuple(promo or ())
             )
             if not rules.order_reasons(order, account_type=account_type, vouchers_voided=False):
                 orders[user_id].append(order)
@@ -135,13 +136,14 @@ def _consume_users(users: list[str], since: int, head: int, at: dt.datetime) -> 
             """
             SELECT id, user_id, arrived_at, expires_at, remaining, min_closing_amount
             FROM vouchers_voucher
-            WHERE user_id = ANY(%s) AND remaining > 0 AND voided_at IS NULL
+            WHERE user_id = ANY(%b::text[]) AND remaining > 0 AND voided_at IS NULL
             ORDER BY id FOR UPDATE
             """,
             [list(orders)],
+            binary=True,
         )
         vouchers: dict[str, list[rules.VoucherState]] = defaultdict(list)
-        for voucher_id, user_id, arrived, expires, remaining, minimum in cursor.fetchall():
+        for voucher_id, user_id, arrived, expires, remaining, minimum in cursor:
             vouchers[user_id].append(
                 rules.VoucherState(voucher_id, arrived, expires, remaining, minimum)
             )
@@ -165,22 +167,17 @@ def _consume_users(users: list[str], since: int, head: int, at: dt.datetime) -> 
             ]
         if not rows:
             return 0, Decimal(0)
-        raw = connection.connection
-        assert raw is not None
-        with (
-            raw.cursor() as copy_cursor,
-            copy_cursor.copy(
-                "COPY vouchers_consumption (voucher_id, user_id, order_id, closed_at, loss, amount,"
-                " matched_at, payout_key) FROM STDIN"
-            ) as copy,
-        ):
+        with cursor.copy(
+            "COPY vouchers_consumption (voucher_id, user_id, order_id, closed_at, loss, amount,"
+            " matched_at, payout_key) FROM STDIN"
+        ) as copy:
             for row in rows:
                 copy.write_row(row)
         ids = sorted(new_remaining)
         cursor.execute(
             """
             UPDATE vouchers_voucher v SET remaining = r.remaining
-            FROM unnest(%s::bigint[], %s::numeric[]) AS r(id, remaining) WHERE v.id = r.id
+            FROM unnest(%b::bigint[], %b::numeric[]) AS r(id, remaining) WHERE v.id = r.id
             """,
             [ids, [new_remaining[i] for i in ids]],
         )
