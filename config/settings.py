@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
@@ -179,6 +180,9 @@ EVENT_CONSUMER_GROUP = os.environ.get("EVENT_CONSUMER_GROUP", "rewards")
 EVENT_RECLAIM_IDLE_MS = int(os.environ.get("EVENT_RECLAIM_IDLE_MS", "60000"))
 PAYOUT_STREAM = os.environ.get("PAYOUT_STREAM", "rewards.payouts")
 MAX_EVENTS_PER_REQUEST = 5000
+REFERRAL_LINK_BASE = os.environ.get(
+    "REFERRAL_LINK_BASE", "https://www.example-exchange.com/register?ref="
+)
 
 # --- Celery ------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL.replace(

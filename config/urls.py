@@ -9,4 +9,5 @@ urlpatterns = [
     path("api/v1/", include("ledger.urls")),
     path("api/v1/", include("campaigns.urls")),
     path("api/v1/", include("vouchers.urls")),
+    path("api/v1/", include("referrals.urls")),
 ]

@@ -1,0 +1,88 @@
+"""The referral page of the exchange's frontend (user JWT)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access.permissions import IsExchangeUser, caller_user_id
+from config import clock
+from ledger.money import format_amount
+from referrals import selectors
+
+
+class MyReferralView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="my_referral",
+        summary="The caller's code, link, tier and rate per program, and number of referees",
+        responses={200: serializers.DictField()},
+    )
+    def get(self, request: Request) -> Response:
+        user_id = caller_user_id(request)
+        now = clock.now()
+        code = selectors.code_of(user_id)
+        return Response(
+            {
+                "code": code,
+                "link": selectors.link(code) if code else None,
+                "programs": [
+                    {
+                        **row,
+                        "mx_holding": format_amount(row["mx_holding"]),
+                        "rate": format_amount(row["rate"]),
+                    }
+                    for row in selectors.standing(user_id, now)
+                ],
+                "referees": selectors.referees(user_id).count(),
+            }
+        )
+
+
+class MyInviteesView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="my_invitees",
+        summary="The caller's referees (masked): since when, valid until, status",
+        responses={200: serializers.DictField()},
+    )
+    def get(self, request: Request) -> Response:
+        user_id = caller_user_id(request)
+        now = clock.now()
+        return Response(
+            {
+                "results": [
+                    selectors.referee_status(r, now) for r in selectors.referees(user_id)[:500]
+                ]
+            }
+        )
+
+
+class MyCommissionsView(APIView):
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="my_commissions",
+        summary="The caller's commissions per day, program and asset, with status",
+        description="Status: `settled` (to be paid), `paid`, or `invalid` (an invalid rebate: never paid).",
+        responses={200: serializers.DictField()},
+    )
+    def get(self, request: Request) -> Response:
+        user_id = caller_user_id(request)
+        return Response(
+            {
+                "results": [
+                    {
+                        **row,
+                        "amount": format_amount(row["amount"]),
+                        "status": "invalid rebate" if row["status"] == "invalid" else row["status"],
+                    }
+                    for row in selectors.commissions_by_day(user_id)
+                ]
+            }
+        )

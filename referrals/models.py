@@ -1,0 +1,166 @@
+"""Tables of the referral program (RULES.md section 3).
+
+``ReferralCode`` and ``Relation`` are projections of ``user.registered``
+(``referrals/projections.py``). ``ProgramTerms`` (effective-dated) and
+``CommunityPartner`` are ops configuration. ``Commission`` is the record of
+``settle_referrals``: per day, settlement run, program, referrer, referee and
+asset, what the referee's fills earned; ``distribute_referral_commissions``
+marks what it paid.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS
+
+
+def _amount(**kwargs: object) -> models.DecimalField:
+    return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS, **kwargs)  # type: ignore[arg-type]
+
+
+class Program(models.TextChoices):
+    FUTURES = "futures"
+    SPOT = "spot"
+
+
+class ReferralCode(models.Model):
+    user_id = models.CharField(max_length=64, primary_key=True)
+    code = models.CharField(max_length=16)
+    # Log position of the user's registration: a code works for registrations after it.
+    position = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["code"], name="referralcode_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.user_id})"
+
+
+class Relation(models.Model):
+    """A referee's registration with a code: a relation, or a refused attempt."""
+
+    referee_id = models.CharField(max_length=64, primary_key=True)
+    referrer_id = models.CharField(max_length=64, blank=True, default="")
+    code = models.CharField(max_length=64)
+    registered_at = models.DateTimeField()
+    event_id = models.CharField(max_length=128)
+    refusal = models.CharField(
+        max_length=20, blank=True, default="", help_text="self_referral, same_owner or unknown_code"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["referrer_id", "registered_at"], name="relation_referrer")]
+
+    def __str__(self) -> str:
+        return f"{self.referrer_id or '?'} -> {self.referee_id}{' (' + self.refusal + ')' if self.refusal else ''}"
+
+
+class ProgramTerms(models.Model):
+    """The rules of one program from ``effective_from`` on (until the next row)."""
+
+    program = models.CharField(max_length=10, choices=Program.choices)
+    effective_from = models.DateTimeField()
+    validity_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Relations last this long from registration; empty: no end.",
+    )
+    tiers = models.JSONField(
+        help_text='[{"min_mx": "0", "rate": "0.10"}, {"min_mx": "10000", "rate": "0.20"}, ...]'
+    )
+    partner_rate = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["program", "effective_from"], name="programterms_unique"
+            )
+        ]
+        ordering = ("program", "-effective_from")
+
+    def __str__(self) -> str:
+        return f"{self.program} from {self.effective_from:%Y-%m-%d}"
+
+
+class CommunityPartner(models.Model):
+    """An ops flag on a referrer: the partner rate applies while it is active."""
+
+    user_id = models.CharField(max_length=64)
+    since = models.DateTimeField()
+    until = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["user_id"], name="partner_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} partner since {self.since:%Y-%m-%d}"
+
+
+class CommissionStatus(models.TextChoices):
+    SETTLED = "settled"
+    PAID = "paid"
+    INVALID = "invalid", "invalid rebate"
+
+
+class Commission(models.Model):
+    day = models.DateField()
+    run = models.PositiveIntegerField(
+        help_text="1 for the day's settlement; 2, 3 ... for late fills."
+    )
+    program = models.CharField(max_length=10, choices=Program.choices)
+    referrer_id = models.CharField(max_length=64)
+    referee_id = models.CharField(max_length=64)
+    asset = models.CharField(max_length=16)
+    fills = models.PositiveIntegerField()
+    fees = _amount()
+    rate = models.DecimalField(max_digits=6, decimal_places=4)
+    amount = _amount()
+    status = models.CharField(max_length=10, choices=CommissionStatus.choices)
+    # The status the settlement gave (fills before and after an invalidation are
+    # separate rows); ``status`` moves on from it (paid, or invalid before payment).
+    settled_as = models.CharField(max_length=10, choices=CommissionStatus.choices)
+    invalid_at = models.DateTimeField(null=True, blank=True)
+    payout_key = models.CharField(max_length=200, blank=True, default="")
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "day",
+                    "run",
+                    "program",
+                    "referrer_id",
+                    "referee_id",
+                    "asset",
+                    "settled_as",
+                ],
+                name="commission_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["referrer_id", "day"], name="commission_referrer_day"),
+            models.Index(fields=["status", "day"], name="commission_status_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.program} {self.referrer_id} {self.amount} {self.asset} ({self.status})"
+
+
+class Settlement(models.Model):
+    """One settlement run of a day: the log positions it covered."""
+
+    day = models.DateField()
+    run = models.PositiveIntegerField()
+    upto_position = models.BigIntegerField()
+    settled_at = models.DateTimeField()
+    commissions = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "run"], name="settlement_unique")]
+        ordering = ("-day", "-run")
+
+    def __str__(self) -> str:
+        return f"{self.day} run {self.run} up to #{self.upto_position}"

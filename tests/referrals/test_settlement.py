@@ -1,0 +1,299 @@
+"""Settlement and distribution with numbers worked out by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from ledger.bookkeeping import fund_account, open_funding_account
+from ledger.ingestion import ingest
+from ledger.models import PayoutInstruction
+from referrals.jobs import distribute_referral_commissions, settle_referrals
+from referrals.models import Commission, ReferralCode, Relation
+from referrals.services import ReferralRefusal, flag_partner
+from tests import events
+from tests.ledger.conftest import user_jwt
+
+D = dt.date(2026, 11, 20)
+Clock = Callable[[str], None]
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    def set_to(text: str) -> None:
+        monkeypatch.setenv("FROZEN_NOW", text)
+
+    set_to("2026-11-21T00:15:00Z")
+    return set_to
+
+
+def _code(user: str) -> str:
+    return ReferralCode.objects.get(user_id=user).code
+
+
+@pytest.fixture
+def world(db: None, clock: Clock) -> None:
+    ingest([events.registered("r_1", occurred_at="2026-01-01T00:00:00Z")], source="test")
+    code = _code("r_1")
+    ingest(
+        [
+            events.registered("e_1", referral_code=code, occurred_at="2026-02-01T00:00:00Z"),
+            events.registered(
+                "mm_1",
+                account_type="market_maker",
+                referral_code=code,
+                occurred_at="2026-02-01T00:00:00Z",
+            ),
+            events.registered(
+                "s_1",
+                account_type="sub",
+                parent_user_id="r_1",
+                referral_code=code,
+                occurred_at="2026-02-01T00:00:00Z",
+            ),
+            events.registered("x_1", referral_code="NOSUCHCD", occurred_at="2026-02-01T00:00:00Z"),
+            events.holding("r_1", amount="9999.99", occurred_at="2026-11-20T10:00:00Z"),
+            # After the end of D: the tier of D is still the 10% one.
+            events.holding("r_1", amount="10000", occurred_at="2026-11-21T00:00:01Z"),
+        ],
+        source="test",
+    )
+    for asset, amount in (("USDT", "1000"), ("ETH", "1")):
+        pool = open_funding_account(program="referrals", asset=asset)
+        fund_account(
+            account=pool, amount=Decimal(amount), idempotency_key=f"pool-{asset}", by="finance"
+        )
+
+
+def _fills() -> None:
+    at = "2026-11-20T12:00:00Z"
+    ingest(
+        [
+            # futures: 1000 x 0.0005 = 0.5 USDT fee; x 10% = 0.05
+            events.fill(
+                "e_1",
+                order_id="f1",
+                action="open",
+                notional="1000",
+                fee="0.5",
+                fee_rate="0.0005",
+                occurred_at=at,
+            ),
+            # spot: 2000 x 0.001 = 2 USDT fee; x 20% (spot tier under 50,000 MX) = 0.4
+            events.fill(
+                "e_1",
+                order_id="s1",
+                action="open",
+                market="spot",
+                notional="2000",
+                fee="2",
+                fee_rate="0.001",
+                occurred_at=at,
+            ),
+            # futures fee paid in ETH: 0.0002 ETH x 10% = 0.00002 ETH
+            events.fill(
+                "e_1",
+                order_id="f2",
+                action="open",
+                symbol="ETH_USD",
+                market="coin_m",
+                notional="800",
+                fee="0.0002",
+                fee_asset="ETH",
+                fee_rate="0.0005",
+                occurred_at=at,
+            ),
+            # nothing: margin, zero fee, maker rebate, a market maker, a sub of the referrer
+            events.fill(
+                "e_1",
+                order_id="m1",
+                action="open",
+                market="margin",
+                notional="5000",
+                fee="5",
+                occurred_at=at,
+            ),
+            events.fill("e_1", order_id="z1", action="open", fee="0", fee_rate="0", occurred_at=at),
+            events.fill(
+                "e_1", order_id="n1", action="open", fee="-0.1", fee_rate="-0.0001", occurred_at=at
+            ),
+            events.fill("mm_1", order_id="mm", action="open", fee="3", occurred_at=at),
+            events.fill("s_1", order_id="sub", action="open", fee="3", occurred_at=at),
+            # another day
+            events.fill(
+                "e_1", order_id="f3", action="open", fee="7", occurred_at="2026-11-21T00:00:00Z"
+            ),
+        ],
+        source="test",
+    )
+
+
+def test_relations_and_refusals(world: None) -> None:
+    relations = dict(Relation.objects.values_list("referee_id", "refusal"))
+    assert relations == {"e_1": "", "mm_1": "", "s_1": "same_owner", "x_1": "unknown_code"}
+    assert Relation.objects.get(referee_id="e_1").referrer_id == "r_1"
+
+
+def test_a_day_is_settled_once_and_paid_the_next_day(world: None, clock: Clock) -> None:
+    _fills()
+    result = settle_referrals(day=D)
+    assert (result["run"], result["commissions"]) == (1, 3)
+    rows = sorted(
+        Commission.objects.values_list("program", "asset", "fees", "rate", "amount", "status")
+    )
+    assert rows == [
+        ("futures", "ETH", Decimal("0.0002"), Decimal("0.10"), Decimal("0.00002"), "settled"),
+        ("futures", "USDT", Decimal("0.5"), Decimal("0.10"), Decimal("0.05"), "settled"),
+        ("spot", "USDT", Decimal("2"), Decimal("0.20"), Decimal("0.4"), "settled"),
+    ]
+    assert settle_referrals(day=D)["run"] is None  # nothing new: nothing settled twice
+
+    clock("2026-11-21T01:00:00Z")
+    paid = distribute_referral_commissions(day=D)
+    assert paid == {
+        "referrers_paid": 2,
+        "invalidated": 0,
+        "amount_ETH": "0.00002",
+        "amount_USDT": "0.45",
+    }
+    payouts = sorted(
+        PayoutInstruction.objects.values_list("user_id", "asset", "amount", "account_kind")
+    )
+    assert payouts == [
+        ("r_1", "ETH", Decimal("0.00002"), "spot"),
+        ("r_1", "USDT", Decimal("0.45"), "spot"),
+    ]
+    assert distribute_referral_commissions(day=D) == {"referrers_paid": 0, "invalidated": 0}
+    assert set(Commission.objects.values_list("status", flat=True)) == {"paid"}
+
+
+def test_a_late_fill_is_settled_by_the_next_run_of_its_day(world: None, clock: Clock) -> None:
+    _fills()
+    settle_referrals(day=D)
+    ingest(
+        [
+            events.fill(
+                "e_1", order_id="late", action="open", fee="1", occurred_at="2026-11-20T23:59:59Z"
+            )
+        ],
+        source="test",
+    )
+    # The next day's scheduled run also settles the late fills of the day before.
+    clock("2026-11-22T00:15:00Z")
+    result = settle_referrals(day=dt.date(2026, 11, 21))
+    assert result["late_2026-11-20"] == 1
+    late = Commission.objects.get(day=D, run=2)
+    assert (late.fees, late.amount) == (Decimal("1"), Decimal("0.1"))
+
+
+def test_settling_before_the_day_ends_is_refused(world: None, clock: Clock) -> None:
+    clock("2026-11-20T23:59:59Z")
+    with pytest.raises(ReferralRefusal, match="settled once it is over"):
+        settle_referrals(day=D)
+
+
+def test_relations_expire_after_1080_days_to_the_second(db: None, clock: Clock) -> None:
+    ingest([events.registered("r_2", occurred_at="2020-01-01T00:00:00Z")], source="test")
+    ingest(
+        [events.registered("e_2", referral_code=_code("r_2"), occurred_at="2023-11-15T08:00:00Z")],
+        source="test",
+    )
+    # registered 2023-11-15T08:00:00Z + 1080 days = 2026-10-30T08:00:00Z
+    ingest(
+        [
+            events.fill(
+                "e_2", order_id="in", action="open", fee="1", occurred_at="2026-10-30T07:59:59Z"
+            ),
+            events.fill(
+                "e_2", order_id="out", action="open", fee="1", occurred_at="2026-10-30T08:00:00Z"
+            ),
+        ],
+        source="test",
+    )
+    settle_referrals(day=dt.date(2026, 10, 30))
+    assert list(Commission.objects.values_list("fills", "fees")) == [(1, Decimal("1"))]
+
+
+def test_invalidation_makes_later_and_unpaid_commissions_invalid_rebates(
+    world: None, clock: Clock
+) -> None:
+    ingest(
+        [
+            events.fill(
+                "e_1", order_id="before", action="open", fee="1", occurred_at="2026-11-20T09:00:00Z"
+            ),
+            events.risk(
+                "e_1", measures=["invalidate_referral"], occurred_at="2026-11-20T10:00:00Z"
+            ),
+            events.fill(
+                "e_1", order_id="after", action="open", fee="2", occurred_at="2026-11-20T11:00:00Z"
+            ),
+        ],
+        source="test",
+    )
+    settle_referrals(day=D)
+    assert sorted(Commission.objects.values_list("fees", "status")) == [
+        (Decimal("1"), "settled"),
+        (Decimal("2"), "invalid"),
+    ]
+    clock("2026-11-21T01:00:00Z")
+    assert distribute_referral_commissions(day=D) == {"referrers_paid": 0, "invalidated": 1}
+    assert set(Commission.objects.values_list("status", flat=True)) == {"invalid"}
+    assert not PayoutInstruction.objects.exists()
+    statuses = APIClient()
+    statuses.credentials(HTTP_AUTHORIZATION=f"Bearer {user_jwt('r_1')}")
+    rows = statuses.get("/api/v1/referrals/me/commissions").json()["results"]
+    assert {row["status"] for row in rows} == {"invalid rebate"}
+
+
+def test_the_tier_comes_from_the_holding_at_the_end_of_the_day_and_partners(
+    world: None, clock: Clock
+) -> None:
+    ingest(
+        [
+            events.fill(
+                "e_1",
+                order_id="d21",
+                action="open",
+                market="spot",
+                fee="10",
+                occurred_at="2026-11-21T12:00:00Z",
+            ),
+            events.fill(
+                "e_1", order_id="f21", action="open", fee="1", occurred_at="2026-11-21T12:00:00Z"
+            ),
+        ],
+        source="test",
+    )
+    flag_partner("r_1")  # from now (2026-11-21T00:15): partner at the end of the 21st
+    clock("2026-11-22T00:15:00Z")
+    settle_referrals(day=dt.date(2026, 11, 21))
+    spot = Commission.objects.get(program="spot", day=dt.date(2026, 11, 21))
+    assert (spot.rate, spot.amount) == (Decimal("0.60"), Decimal("6"))
+    futures = Commission.objects.get(program="futures", day=dt.date(2026, 11, 21))
+    assert (futures.rate, futures.amount) == (
+        Decimal("0.20"),
+        Decimal("0.2"),
+    )  # 10,000 MX at the end of the 21st
+
+
+def test_user_endpoints(world: None, clock: Clock) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {user_jwt('r_1')}")
+    me = client.get("/api/v1/referrals/me").json()
+    assert me["code"] == _code("r_1") and me["link"].endswith(me["code"])
+    assert me["referees"] == 2
+    assert [(p["program"], p["rate"]) for p in me["programs"]] == [
+        ("futures", "0.2"),  # 10,000 MX since 00:00:01 today
+        ("spot", "0.2"),
+    ]
+    invitees = client.get("/api/v1/referrals/me/invitees").json()["results"]
+    first: dict[str, Any] = next(i for i in invitees if i["referee"] == "e***")
+    assert first["status"] == "valid"
+    assert first["futures_valid_until"] == "2029-01-16T00:00:00Z"
+    assert {i["referee"] for i in invitees} == {"e***", "m***"}
