@@ -25,6 +25,9 @@ POOL_PROGRAM = "referrals"
 INVALIDATE = "invalidate_referral"
 # The daily run also settles fills that arrived late for this many earlier days.
 LATE_DAYS = 2
+# Settlement and distribution never overlap: a commission settled while a
+# distribution runs would otherwise be marked paid without being summed.
+REFERRALS_LOCK = 0x5E7E_0003
 PAY_CHUNK = 5_000
 
 
@@ -91,13 +94,102 @@ def settle_referrals(*, day: dt.date) -> dict[str, Any]:
     return result
 
 
-def _settle_day(day: dt.date) -> dict[str, Any]:
+def settlement_statement(
+    day: dt.date, run: int, after: int, head: int
+) -> tuple[list[str], dict[str, Any]]:
+    """The one INSERT ... SELECT that settles the fills of ``day`` with log
+    positions in ``(after, head]`` (see :func:`settle_referrals`)."""
     start, end = _start(day), _start(day + dt.timedelta(days=1))
+    params: dict[str, Any] = {
+        "day": day,
+        "run": run,
+        "start": start,
+        "end": end,
+        "after": after,
+        "head": head,
+        "measure": INVALIDATE,
+    }
+    rates = {p: _rate_sql(p, terms_for(p, end), params) for p in ("futures", "spot")}
+    validity = {p: terms_for(p, end)["validity_days"] for p in ("futures", "spot")}
+    params["futures_days"] = validity["futures"]
+    params["spot_days"] = validity["spot"]
+    # Two statements: one row per relation with its windows and rates, then
+    # one pass over the day's fills joined to it. (The JSON filters on fills
+    # defeat the planner's estimates; a small, analysed table keeps the join a
+    # hash join.)
+    windows = f"""
+    CREATE TEMP TABLE referral_windows ON COMMIT DROP AS
+    WITH invalidated AS (
+        SELECT user_id, min(occurred_at) AS first_at FROM ledger_riskmeasure
+        WHERE measure = %(measure)s GROUP BY user_id
+    ),
+    standing AS MATERIALIZED (
+        SELECT x.referrer_id,
+            coalesce((SELECT h.amount FROM ledger_holdingstate h
+                      WHERE h.user_id = x.referrer_id AND h.asset = 'MX' AND h.occurred_at < %(end)s
+                      ORDER BY h.occurred_at DESC, h.event_id DESC LIMIT 1), 0) AS mx,
+            EXISTS (SELECT 1 FROM referrals_communitypartner c
+                    WHERE c.user_id = x.referrer_id AND c.since < %(end)s
+                      AND (c.until IS NULL OR c.until >= %(end)s)) AS partner
+        FROM (SELECT DISTINCT referrer_id FROM referrals_relation WHERE refusal = '') x
+    ),
+    rated AS MATERIALIZED (
+        -- One rate per referrer and program, computed once (not per relation).
+        SELECT referrer_id, {rates["futures"]} AS futures_rate, {rates["spot"]} AS spot_rate
+        FROM standing
+    )
+    SELECT r.referee_id, r.referrer_id, r.registered_at AS starts,
+        r.registered_at + make_interval(days => %(futures_days)s::int) AS futures_until,
+        r.registered_at + make_interval(days => %(spot_days)s::int) AS spot_until,
+        least(ir.first_at, ie.first_at) AS invalid_at,
+        s.futures_rate, s.spot_rate
+    FROM referrals_relation r
+    JOIN ledger_exchangeuser u ON u.user_id = r.referee_id AND u.account_type <> 'market_maker'
+    JOIN rated s ON s.referrer_id = r.referrer_id
+    LEFT JOIN invalidated ir ON ir.user_id = r.referrer_id
+    LEFT JOIN invalidated ie ON ie.user_id = r.referee_id
+    WHERE r.refusal = ''
+    """  # noqa: S608 - the CASE fragments carry only named parameters
+    settle = """
+    INSERT INTO referrals_commission (day, run, program, referrer_id, referee_id, asset, fills,
+        fees, rate, amount, status, invalid_at, payout_key, settled_as)
+    SELECT %(day)s, %(run)s, f.program, max(w.referrer_id), f.referee_id, f.asset, count(*), sum(f.fee),
+        f.rate, sum(f.fee) * f.rate, f.status, max(f.invalid_at), '', f.status
+    FROM (
+        SELECT e.user_id AS referee_id,
+            CASE WHEN e.data->>'market' = 'spot' THEN 'spot' ELSE 'futures' END AS program,
+            e.data->>'fee_asset' AS asset, (e.data->>'fee')::numeric AS fee, e.occurred_at
+        FROM ledger_event e
+        WHERE e.type = 'trade.filled' AND e.occurred_at >= %(start)s AND e.occurred_at < %(end)s
+          AND e.position > %(after)s AND e.position <= %(head)s
+          AND e.data->>'market' IN ('spot', 'usdt_m', 'usdc_m', 'coin_m')
+          AND (e.data->>'fee')::numeric > 0
+    ) raw
+    JOIN referral_windows w ON w.referee_id = raw.referee_id,
+    LATERAL (
+        SELECT raw.referee_id, raw.program, raw.asset, raw.fee,
+            CASE raw.program WHEN 'futures' THEN w.futures_rate ELSE w.spot_rate END AS rate,
+            CASE WHEN raw.occurred_at >= w.invalid_at THEN 'invalid' ELSE 'settled' END AS status,
+            CASE WHEN raw.occurred_at >= w.invalid_at THEN w.invalid_at END AS invalid_at
+    ) f
+    WHERE raw.occurred_at >= w.starts
+      AND raw.occurred_at < coalesce(CASE raw.program WHEN 'futures' THEN w.futures_until
+                                                      ELSE w.spot_until END, 'infinity')
+      AND f.rate > 0
+    GROUP BY f.referee_id, f.program, f.asset, f.rate, f.status  -- one referrer per referee
+    """
+    return [
+        "DROP TABLE IF EXISTS referral_windows",
+        windows,
+        "ANALYZE referral_windows",
+        settle,
+    ], params
+
+
+def _settle_day(day: dt.date) -> dict[str, Any]:
     with transaction.atomic(), connection.cursor() as cursor:
         # One settlement of a day at a time.
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"settle_referrals:{day}"]
-        )
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REFERRALS_LOCK])
         previous = Settlement.objects.filter(day=day).order_by("-run").first()
         after = previous.upto_position if previous else 0
         run = previous.run + 1 if previous else 1
@@ -105,87 +197,14 @@ def _settle_day(day: dt.date) -> dict[str, Any]:
         head = int(cursor.fetchone()[0])
         if head <= after:
             return {"day": day.isoformat(), "run": None, "commissions": 0}
-        params: dict[str, Any] = {
-            "day": day,
-            "run": run,
-            "start": start,
-            "end": end,
-            "after": after,
-            "head": head,
-            "measure": INVALIDATE,
-        }
-        rates = {p: _rate_sql(p, terms_for(p, end), params) for p in ("futures", "spot")}
-        validity = {p: terms_for(p, end)["validity_days"] for p in ("futures", "spot")}
-        params["futures_days"] = validity["futures"]
-        params["spot_days"] = validity["spot"]
-        cursor.execute(
-            f"""
-            WITH fills AS (
-                SELECT e.user_id AS referee_id, e.occurred_at,
-                    CASE WHEN e.data->>'market' = 'spot' THEN 'spot' ELSE 'futures' END AS program,
-                    e.data->>'fee_asset' AS asset, (e.data->>'fee')::numeric AS fee
-                FROM ledger_event e
-                WHERE e.type = 'trade.filled' AND e.occurred_at >= %(start)s AND e.occurred_at < %(end)s
-                  AND e.position > %(after)s AND e.position <= %(head)s
-                  AND e.data->>'market' IN ('spot', 'usdt_m', 'usdc_m', 'coin_m')
-                  AND (e.data->>'fee')::numeric > 0
-            ),
-            invalidated AS (
-                SELECT user_id, min(occurred_at) AS first_at FROM ledger_riskmeasure
-                WHERE measure = %(measure)s GROUP BY user_id
-            ),
-            related AS (
-                SELECT f.*, r.referrer_id, least(ir.first_at, ie.first_at) AS invalid_at
-                FROM fills f
-                JOIN referrals_relation r ON r.referee_id = f.referee_id AND r.refusal = ''
-                JOIN ledger_exchangeuser u ON u.user_id = f.referee_id AND u.account_type <> 'market_maker'
-                LEFT JOIN invalidated ir ON ir.user_id = r.referrer_id
-                LEFT JOIN invalidated ie ON ie.user_id = r.referee_id
-                WHERE f.occurred_at >= r.registered_at
-                  AND ((CASE f.program WHEN 'futures' THEN %(futures_days)s::int
-                                       ELSE %(spot_days)s::int END) IS NULL
-                       OR f.occurred_at < r.registered_at + make_interval(days =>
-                            CASE f.program WHEN 'futures' THEN %(futures_days)s::int
-                                           ELSE %(spot_days)s::int END))
-            ),
-            referrers AS (
-                SELECT DISTINCT referrer_id FROM related
-            ),
-            standing AS (
-                SELECT x.referrer_id,
-                    coalesce((SELECT h.amount FROM ledger_holdingstate h
-                              WHERE h.user_id = x.referrer_id AND h.asset = 'MX' AND h.occurred_at < %(end)s
-                              ORDER BY h.occurred_at DESC, h.event_id DESC LIMIT 1), 0) AS mx,
-                    EXISTS (SELECT 1 FROM referrals_communitypartner c
-                            WHERE c.user_id = x.referrer_id AND c.since < %(end)s
-                              AND (c.until IS NULL OR c.until >= %(end)s)) AS partner
-                FROM referrers x
-            ),
-            rated AS (
-                SELECT s.referrer_id, {rates["futures"]} AS futures_rate, {rates["spot"]} AS spot_rate
-                FROM standing s
-            )
-            INSERT INTO referrals_commission (day, run, program, referrer_id, referee_id, asset, fills,
-                fees, rate, amount, status, invalid_at, payout_key, settled_as)
-            SELECT %(day)s, %(run)s, rel.program, rel.referrer_id, rel.referee_id, rel.asset, count(*),
-                sum(rel.fee), rate.r, sum(rel.fee) * rate.r,
-                CASE WHEN rel.invalid_at IS NOT NULL AND rel.occurred_at >= rel.invalid_at
-                     THEN 'invalid' ELSE 'settled' END,
-                CASE WHEN rel.invalid_at IS NOT NULL AND rel.occurred_at >= rel.invalid_at
-                     THEN rel.invalid_at END,
-                '',
-                CASE WHEN rel.invalid_at IS NOT NULL AND rel.occurred_at >= rel.invalid_at
-                     THEN 'invalid' ELSE 'settled' END
-            FROM related rel
-            JOIN rated ON rated.referrer_id = rel.referrer_id,
-            LATERAL (SELECT CASE rel.program WHEN 'futures' THEN rated.futures_rate
-                                             ELSE rated.spot_rate END AS r) rate
-            WHERE rate.r > 0
-            GROUP BY rel.program, rel.referrer_id, rel.referee_id, rel.asset, rate.r, 11, 12
-            """,  # noqa: S608 - the CASE fragments carry only named parameters
-            params,
-        )
+        statements, params = settlement_statement(day, run, after, head)
+        for statement in statements:
+            cursor.execute(statement, params if "%(" in statement else None)
         count = cursor.rowcount
+        if previous is not None and count == 0:
+            # A rerun that found no late fill records nothing (the range is
+            # simply read again next time).
+            return {"day": day.isoformat(), "run": None, "commissions": 0}
         Settlement.objects.create(
             day=day, run=run, upto_position=head, settled_at=clock.now(), commissions=count
         )
@@ -213,95 +232,100 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
         raise ReferralRefusal(
             "too_early", f"commissions of {day} are paid from {day + dt.timedelta(days=1)}"
         )
+    key_sql = "'referral:' || c.referrer_id || ':' || c.asset || ':' || %(day)s"
+    params: dict[str, Any] = {
+        "day": day.isoformat(),
+        "until": day,
+        "now": now,
+        "measure": INVALIDATE,
+    }
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REFERRALS_LOCK])
         cursor.execute(
             """
             UPDATE referrals_commission c SET status = 'invalid', invalid_at = m.first_at
             FROM (SELECT user_id, min(occurred_at) AS first_at FROM ledger_riskmeasure
-                  WHERE measure = %s AND occurred_at <= %s GROUP BY user_id) m
-            WHERE c.status = 'settled' AND c.day <= %s AND m.user_id IN (c.referrer_id, c.referee_id)
+                  WHERE measure = %(measure)s AND occurred_at <= %(now)s GROUP BY user_id) m
+            WHERE c.status = 'settled' AND c.day <= %(until)s
+              AND m.user_id IN (c.referrer_id, c.referee_id)
             """,
-            [INVALIDATE, now, day],
+            params,
         )
         invalidated = cursor.rowcount
         cursor.execute(
-            """
-            SELECT c.asset, c.referrer_id, sum(c.amount), array_agg(c.id)
+            f"""
+            SELECT c.asset, c.referrer_id, sum(c.amount)
             FROM referrals_commission c
-            WHERE c.status = 'settled' AND c.day <= %s
-              AND NOT EXISTS (SELECT 1 FROM ledger_ledgertransaction t WHERE t.idempotency_key =
-                              'referral:' || c.referrer_id || ':' || c.asset || ':' || %s)
+            WHERE c.status = 'settled' AND c.day <= %(until)s
+              AND NOT EXISTS (SELECT 1 FROM ledger_ledgertransaction t WHERE t.idempotency_key = {key_sql})
             GROUP BY c.asset, c.referrer_id ORDER BY c.asset, c.referrer_id
-            """,
-            [day, day.isoformat()],
+            """,  # noqa: S608 - a constant fragment
+            params,
         )
-        rows = cursor.fetchall()
-    by_asset: dict[str, list[tuple[str, Decimal, list[int]]]] = {}
-    for asset, referrer, amount, ids in rows:
-        payable = round_payout(amount)
-        if payable > 0:
-            by_asset.setdefault(asset, []).append((referrer, payable, ids))
-    paid_users = 0
-    totals: dict[str, Decimal] = {}
-    for asset, credits in by_asset.items():
-        paid_users += _pay_asset(asset, credits, day, now)
-        totals[asset] = sum((c[1] for c in credits), Decimal(0))
+        by_asset: dict[str, list[tuple[str, Decimal]]] = {}
+        for asset, referrer, amount in cursor.fetchall():
+            payable = round_payout(amount)
+            if payable > 0:  # what rounds to nothing waits for the next day
+                by_asset.setdefault(asset, []).append((referrer, payable))
+        totals = {
+            asset: _pay_asset(asset, credits, day) for asset, credits in sorted(by_asset.items())
+        }
+        # Exactly what was credited above: the rows whose credit now exists.
+        cursor.execute(
+            f"""
+            UPDATE referrals_commission c SET status = 'paid', paid_at = %(now)s, payout_key = {key_sql}
+            WHERE c.status = 'settled' AND c.day <= %(until)s
+              AND EXISTS (SELECT 1 FROM ledger_ledgertransaction t WHERE t.idempotency_key = {key_sql})
+            """,  # noqa: S608 - a constant fragment
+            params,
+        )
     return {
-        "referrers_paid": paid_users,
+        "referrers_paid": sum(len(credits) for credits in by_asset.values()),
         "invalidated": invalidated,
-        **{f"amount_{asset}": format_amount(total) for asset, total in sorted(totals.items())},
+        **{f"amount_{asset}": format_amount(total) for asset, total in totals.items()},
     }
 
 
-def _pay_asset(
-    asset: str, credits: list[tuple[str, Decimal, list[int]]], day: dt.date, now: dt.datetime
-) -> int:
+def _pay_asset(asset: str, credits: list[tuple[str, Decimal]], day: dt.date) -> Decimal:
+    """Credit one asset's commissions from the pool; all or nothing against its funding."""
     pool = open_funding_account(program=POOL_PROGRAM, asset=asset)
-    total = sum((c[1] for c in credits), Decimal(0))
-    with transaction.atomic():
-        locked = Account.objects.select_for_update().get(pk=pool.pk)
-        if total > locked.balance:
-            message = (
-                f"referral pool {asset}: {total} needed for {day} but it holds {locked.balance};"
-                " nothing was paid in this asset"
-            )
-            logger.error("referral payout refused: %s", message)
-            raise ReferralRefusal("budget_exhausted", message)
-        for start in range(0, len(credits), PAY_CHUNK):
-            post_user_credits(
-                [
-                    UserCredit(
-                        idempotency_key=f"referral:{referrer}:{asset}:{day.isoformat()}",
-                        kind="referral.commission",
-                        funding_account=locked,
-                        user_id=referrer,
-                        amount=amount,
-                        user_kind="spot",
-                        cause={"day": day.isoformat(), "asset": asset, "commissions": len(ids)},
-                    )
-                    for referrer, amount, ids in credits[start : start + PAY_CHUNK]
-                ]
-            )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE referrals_commission SET status = 'paid', paid_at = %s,"
-                " payout_key = 'referral:' || referrer_id || ':' || asset || ':' || %s"
-                " WHERE id = ANY(%s)",
-                [now, day.isoformat(), [i for credit in credits for i in credit[2]]],
-            )
-        append_domain_events(
+    locked = Account.objects.select_for_update().get(pk=pool.pk)
+    total = sum((amount for _, amount in credits), Decimal(0))
+    if total > locked.balance:
+        message = (
+            f"referral pool {asset}: {total} needed for {day} but it holds {locked.balance};"
+            " nothing was paid"
+        )
+        logger.error("referral payout refused: %s", message)
+        raise ReferralRefusal("budget_exhausted", message)
+    for start in range(0, len(credits), PAY_CHUNK):
+        post_user_credits(
             [
-                DomainEvent(
-                    event_id=f"referral.commissions_paid:{asset}:{day.isoformat()}",
-                    type="referral.commissions_paid",
-                    occurred_at=now,
-                    data={
-                        "day": day.isoformat(),
-                        "asset": asset,
-                        "referrers": len(credits),
-                        "amount": format_amount(total),
-                    },
+                UserCredit(
+                    idempotency_key=f"referral:{referrer}:{asset}:{day.isoformat()}",
+                    kind="referral.commission",
+                    funding_account=locked,
+                    user_id=referrer,
+                    amount=amount,
+                    user_kind="spot",
+                    cause={"day": day.isoformat(), "asset": asset},
                 )
+                for referrer, amount in credits[start : start + PAY_CHUNK]
             ]
         )
-    return len(credits)
+    append_domain_events(
+        [
+            DomainEvent(
+                event_id=f"referral.commissions_paid:{asset}:{day.isoformat()}",
+                type="referral.commissions_paid",
+                occurred_at=clock.now(),
+                data={
+                    "day": day.isoformat(),
+                    "asset": asset,
+                    "referrers": len(credits),
+                    "amount": format_amount(total),
+                },
+            )
+        ]
+    )
+    return total

@@ -297,3 +297,32 @@ def test_user_endpoints(world: None, clock: Clock) -> None:
     assert first["status"] == "valid"
     assert first["futures_valid_until"] == "2029-01-16T00:00:00Z"
     assert {i["referee"] for i in invitees} == {"e***", "m***"}
+
+
+def test_ops_rerun_a_day_from_the_admin_and_nothing_is_paid_twice(
+    world: None, clock: Clock
+) -> None:
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+
+    from referrals.models import Settlement
+
+    _fills()
+    settle_referrals(day=D)
+    clock("2026-11-21T01:00:00Z")
+    distribute_referral_commissions(day=D)
+    operator = User.objects.create_user("ops-3", password="a-long-password-1", is_staff=True)
+    operator.groups.add(Group.objects.get(name="operator"))
+    client = Client()
+    client.force_login(operator)
+    settlement = Settlement.objects.get(day=D)
+    page = client.get("/admin/referrals/settlement/")
+    assert page.status_code == 200 and b"paid 0.45" in page.content
+    client.post(
+        "/admin/referrals/settlement/", {"action": "rerun", "_selected_action": [settlement.pk]}
+    )
+    assert Settlement.objects.filter(day=D).count() == 1  # nothing new: no second run recorded
+    assert distribute_referral_commissions(day=D) == {"referrers_paid": 0, "invalidated": 0}
+    assert PayoutInstruction.objects.count() == 2
+    for screen in ("relation", "commission", "programterms", "communitypartner", "referralcode"):
+        assert client.get(f"/admin/referrals/{screen}/").status_code == 200
