@@ -5,6 +5,7 @@ running it after a crash, records and pays nothing twice."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -14,9 +15,14 @@ from campaigns import selectors
 from campaigns.models import Campaign
 from campaigns.services import BudgetExhausted, record_budget_alert
 from jobs.registry import job
-from ledger.bookkeeping import UserCredit, open_funding_account, post_user_credits
+from ledger.bookkeeping import (
+    InsufficientFunds,
+    UserCredit,
+    open_funding_account,
+    post_credits_in_batches,
+    reserve_funding,
+)
 from ledger.event_store import DomainEvent, append_domain_events
-from ledger.models import Account
 from ledger.money import format_amount
 
 DRAW_CHUNK = 2_000
@@ -252,51 +258,56 @@ _PENDING = """
 """
 
 
+def _pending_rewards(campaign_id: int) -> Iterator[tuple[Any, ...]]:
+    """The campaign's pending rewards, streamed in id order, a page at a time."""
+    last_id = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT r.id, r.user_id, r.kind, r.reference, r.amount, r.idempotency_key"
+                + _PENDING
+                + " AND r.id > %(after)s ORDER BY r.id LIMIT %(limit)s",
+                {"campaign": campaign_id, "after": last_id, "limit": ISSUE_CHUNK},
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        last_id = rows[-1][0]
+        for row in rows:
+            yield row[1:]
+
+
 def _issue(campaign: Campaign, at: dt.datetime) -> tuple[int, Decimal]:
     expires_at = at + dt.timedelta(days=campaign.bonus_validity_days)
     funding = open_funding_account(program=campaign.funding_program, asset=campaign.asset)
     with transaction.atomic():
-        locked_funding = Account.objects.select_for_update().get(pk=funding.pk)
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*), coalesce(sum(r.amount), 0)" + _PENDING, {"campaign": campaign.pk}
             )
             count, amount = cursor.fetchone()
-        if amount > locked_funding.balance:
+        try:
+            locked_funding = reserve_funding(funding, amount)
+        except InsufficientFunds as short:
             raise BudgetExhausted(
                 campaign.pk,
                 f"campaign {campaign.slug}: {count} pending rewards need {amount}"
-                f" {campaign.asset} but the funding account holds {locked_funding.balance};"
+                f" {campaign.asset} but the funding account holds {short.available};"
                 " nothing was issued",
+            ) from None
+        post_credits_in_batches(
+            UserCredit(
+                idempotency_key=key,
+                kind=f"campaign.{kind}",
+                funding_account=locked_funding,
+                user_id=user_id,
+                amount=reward_amount,
+                user_kind="futures_bonus",
+                cause={"campaign": campaign.slug, "reward": kind, "reference": reference},
+                expires_at=expires_at,
             )
-        last_id = 0
-        while True:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT r.id, r.user_id, r.kind, r.reference, r.amount, r.idempotency_key"
-                    + _PENDING
-                    + " AND r.id > %(after)s ORDER BY r.id LIMIT %(limit)s",
-                    {"campaign": campaign.pk, "after": last_id, "limit": ISSUE_CHUNK},
-                )
-                rows = cursor.fetchall()
-            if not rows:
-                break
-            last_id = rows[-1][0]
-            post_user_credits(
-                [
-                    UserCredit(
-                        idempotency_key=key,
-                        kind=f"campaign.{kind}",
-                        funding_account=locked_funding,
-                        user_id=user_id,
-                        amount=reward_amount,
-                        user_kind="futures_bonus",
-                        cause={"campaign": campaign.slug, "reward": kind, "reference": reference},
-                        expires_at=expires_at,
-                    )
-                    for _, user_id, kind, reference, reward_amount, key in rows
-                ]
-            )
+            for user_id, kind, reference, reward_amount, key in _pending_rewards(campaign.pk)
+        )
         # Rewards of disqualified users are void: recorded, per user, never paid.
         with connection.cursor() as cursor:
             cursor.execute(

@@ -15,11 +15,7 @@ from decimal import Decimal
 
 from django.db import models
 
-from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS
-
-
-def _amount(**kwargs: object) -> models.DecimalField:
-    return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS, **kwargs)  # type: ignore[arg-type]
+from ledger.models.fields import amount_field
 
 
 def default_card_table() -> list[dict[str, object]]:
@@ -58,15 +54,15 @@ class Campaign(models.Model):
     registration_closes_at = models.DateTimeField()
     invitation_only = models.BooleanField(default=True)
     asset = models.CharField(max_length=16, default="USDT")
-    volume_target = _amount(
+    volume_target = amount_field(
         default=Decimal("10000"), help_text="Valid futures volume for the coverage spin."
     )
     card_table = models.JSONField(
         default=default_card_table, help_text='[{"percent": "8", "weight": 10}, ...]'
     )
     losing_order_limit = models.PositiveIntegerField(default=100)
-    cap_per_order = _amount(default=Decimal("500"))
-    daily_min_volume = _amount(default=Decimal("10"))
+    cap_per_order = amount_field(default=Decimal("500"))
+    daily_min_volume = amount_field(default=Decimal("10"))
     prize_table = models.JSONField(
         default=default_prize_table, help_text='[{"amount": "1", "weight": 400}, ...]'
     )
@@ -91,7 +87,7 @@ class Campaign(models.Model):
     spins_voided_at = models.DateTimeField(null=True, blank=True, editable=False)
     bonuses_issued_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Daily prizes won so far: checked against the funding under the campaign's row lock.
-    prizes_committed = _amount(default=Decimal(0), editable=False)
+    prizes_committed = amount_field(default=Decimal(0), editable=False)
     budget_alert = models.TextField(blank=True, default="", editable=False)
     budget_alert_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -150,7 +146,7 @@ class DailyVolume(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT)
     user_id = models.CharField(max_length=64)
     day = models.DateField()
-    volume = _amount()
+    volume = amount_field()
     # The newest fill that changed this row: refresh_spins reads only rows past its checkpoint.
     last_position = models.BigIntegerField()
 
@@ -171,7 +167,7 @@ class SpinAllowance(models.Model):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT)
     user_id = models.CharField(max_length=64)
-    valid_volume = _amount()
+    valid_volume = amount_field()
     coverage_granted_at = models.DateTimeField(null=True, blank=True)
     daily_earned = models.PositiveIntegerField(default=0)
     refreshed_at = models.DateTimeField()
@@ -191,7 +187,7 @@ class DailySpin(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT)
     user_id = models.CharField(max_length=64)
     number = models.PositiveIntegerField()
-    amount = _amount()
+    amount = amount_field()
     spun_at = models.DateTimeField()
 
     class Meta:
@@ -244,7 +240,7 @@ class Reward(models.Model):
     reference = models.CharField(
         max_length=128, help_text="The order id, or the daily spin number."
     )
-    amount = _amount()
+    amount = amount_field()
     earned_at = models.DateTimeField()
     idempotency_key = models.CharField(max_length=200)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -336,6 +336,38 @@ def post_user_credits(credits: Sequence[UserCredit]) -> CreditReport:
         _insert_payouts(payouts, now)
         report.posted = len(fresh)
     return report
+
+
+def reserve_funding(account: Account, needed: Decimal) -> Account:
+    """Lock a funding account until the transaction ends and check it covers
+    ``needed`` in full: a payout run pays everything or nothing. Raises
+    :class:`InsufficientFunds` before anything is posted."""
+    locked = Account.objects.select_for_update().get(pk=account.pk)
+    if needed > locked.balance:
+        raise InsufficientFunds(locked.code, needed, locked.balance)
+    return locked
+
+
+def post_credits_in_batches(credits: Iterable[UserCredit], *, batch: int = 5_000) -> CreditReport:
+    """:func:`post_user_credits` over any number of credits, ``batch`` at a time
+    (bounded memory), in the caller's transaction."""
+    total = CreditReport()
+    pending: list[UserCredit] = []
+    for credit in credits:
+        pending.append(credit)
+        if len(pending) == batch:
+            _add(total, post_user_credits(pending))
+            pending = []
+    if pending:
+        _add(total, post_user_credits(pending))
+    return total
+
+
+def _add(total: CreditReport, report: CreditReport) -> None:
+    total.posted += report.posted
+    total.duplicates += report.duplicates
+    for asset, amount in report.amount_by_asset.items():
+        total.amount_by_asset[asset] = total.amount_by_asset.get(asset, Decimal(0)) + amount
 
 
 def _ensure_user_accounts(

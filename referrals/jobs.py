@@ -11,9 +11,14 @@ from django.db import connection, transaction
 
 from config import clock
 from jobs.registry import Daily, job
-from ledger.bookkeeping import UserCredit, open_funding_account, post_user_credits
+from ledger.bookkeeping import (
+    InsufficientFunds,
+    UserCredit,
+    open_funding_account,
+    post_credits_in_batches,
+    reserve_funding,
+)
 from ledger.event_store import DomainEvent, append_domain_events
-from ledger.models import Account
 from ledger.money import format_amount, round_payout
 from referrals import rules
 from referrals.models import ProgramTerms, Settlement
@@ -28,11 +33,6 @@ LATE_DAYS = 2
 # Settlement and distribution never overlap: a commission settled while a
 # distribution runs would otherwise be marked paid without being summed.
 REFERRALS_LOCK = 0x5E7E_0003
-PAY_CHUNK = 5_000
-
-
-def _start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
 
 def terms_for(program: str, at: dt.datetime) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def settle_referrals(*, day: dt.date) -> dict[str, Any]:
     Each run covers the log positions appended since the day's previous run,
     so rerunning a day settles only fills that arrived late, never one twice.
     The scheduled run also reruns the ``LATE_DAYS`` days before."""
-    if clock.now() < _start(day + dt.timedelta(days=1)):
+    if clock.now() < clock.start_of_day(day + dt.timedelta(days=1)):
         raise ReferralRefusal("too_early", f"{day} is settled once it is over")
     result = _settle_day(day)
     for back in range(1, LATE_DAYS + 1):
@@ -99,7 +99,7 @@ def settlement_statement(
 ) -> tuple[list[str], dict[str, Any]]:
     """The one INSERT ... SELECT that settles the fills of ``day`` with log
     positions in ``(after, head]`` (see :func:`settle_referrals`)."""
-    start, end = _start(day), _start(day + dt.timedelta(days=1))
+    start, end = clock.start_of_day(day), clock.start_of_day(day + dt.timedelta(days=1))
     params: dict[str, Any] = {
         "day": day,
         "run": run,
@@ -228,7 +228,7 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
     down to 8 decimals once, per credit; what rounds to nothing waits for the
     next day. All or nothing per asset against the pool's funding."""
     now = clock.now()
-    if now < _start(day + dt.timedelta(days=1)):
+    if now < clock.start_of_day(day + dt.timedelta(days=1)):
         raise ReferralRefusal(
             "too_early", f"commissions of {day} are paid from {day + dt.timedelta(days=1)}"
         )
@@ -289,30 +289,28 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
 def _pay_asset(asset: str, credits: list[tuple[str, Decimal]], day: dt.date) -> Decimal:
     """Credit one asset's commissions from the pool; all or nothing against its funding."""
     pool = open_funding_account(program=POOL_PROGRAM, asset=asset)
-    locked = Account.objects.select_for_update().get(pk=pool.pk)
     total = sum((amount for _, amount in credits), Decimal(0))
-    if total > locked.balance:
+    try:
+        locked = reserve_funding(pool, total)
+    except InsufficientFunds as short:
         message = (
-            f"referral pool {asset}: {total} needed for {day} but it holds {locked.balance};"
+            f"referral pool {asset}: {total} needed for {day} but it holds {short.available};"
             " nothing was paid"
         )
         logger.error("referral payout refused: %s", message)
-        raise ReferralRefusal("budget_exhausted", message)
-    for start in range(0, len(credits), PAY_CHUNK):
-        post_user_credits(
-            [
-                UserCredit(
-                    idempotency_key=f"referral:{referrer}:{asset}:{day.isoformat()}",
-                    kind="referral.commission",
-                    funding_account=locked,
-                    user_id=referrer,
-                    amount=amount,
-                    user_kind="spot",
-                    cause={"day": day.isoformat(), "asset": asset},
-                )
-                for referrer, amount in credits[start : start + PAY_CHUNK]
-            ]
+        raise ReferralRefusal("budget_exhausted", message) from None
+    post_credits_in_batches(
+        UserCredit(
+            idempotency_key=f"referral:{referrer}:{asset}:{day.isoformat()}",
+            kind="referral.commission",
+            funding_account=locked,
+            user_id=referrer,
+            amount=amount,
+            user_kind="spot",
+            cause={"day": day.isoformat(), "asset": asset},
         )
+        for referrer, amount in credits
+    )
     append_domain_events(
         [
             DomainEvent(

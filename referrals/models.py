@@ -12,11 +12,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS
-
-
-def _amount(**kwargs: object) -> models.DecimalField:
-    return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS, **kwargs)  # type: ignore[arg-type]
+from ledger.models.fields import amount_field
 
 
 class Program(models.TextChoices):
@@ -114,9 +110,9 @@ class Commission(models.Model):
     referee_id = models.CharField(max_length=64)
     asset = models.CharField(max_length=16)
     fills = models.PositiveIntegerField()
-    fees = _amount()
+    fees = amount_field()
     rate = models.DecimalField(max_digits=6, decimal_places=4)
-    amount = _amount()
+    amount = amount_field()
     status = models.CharField(max_length=10, choices=CommissionStatus.choices)
     # The status the settlement gave (fills before and after an invalidation are
     # separate rows); ``status`` moves on from it (paid, or invalid before payment).

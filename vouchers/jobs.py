@@ -12,10 +12,14 @@ from django.db import connection, transaction
 
 from config import clock
 from jobs.registry import Daily, job
-from ledger.bookkeeping import UserCredit, open_funding_account
-from ledger.bookkeeping import post_user_credits as post_credits
+from ledger.bookkeeping import (
+    InsufficientFunds,
+    UserCredit,
+    open_funding_account,
+    post_credits_in_batches,
+    reserve_funding,
+)
 from ledger.event_store import DomainEvent, append_domain_events
-from ledger.models import Account
 from ledger.money import format_amount
 from ledger.sql import binary_cursor
 from vouchers import rules
@@ -25,7 +29,6 @@ from vouchers.services import VOID_MEASURE, VoucherRefusal, void_for_risk
 logger = logging.getLogger(__name__)
 
 USER_CHUNK = 2_000
-PAY_CHUNK = 5_000
 # One consumer of vouchers at a time, whatever instant each run was asked for.
 CONSUMPTION_LOCK = 0x5E7E_0002
 CURSOR = "consumption"
@@ -199,7 +202,7 @@ def pay_voucher_compensation(*, day: dt.date) -> dict[str, Any]:
     before D+1 has begun; rerunning D pays nothing twice. All or nothing per
     program: a funding account that cannot cover the day pays nothing and
     flags the program for ops."""
-    next_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    next_day = clock.start_of_day(day + dt.timedelta(days=1))
     now = clock.now()
     if now < next_day:
         raise VoucherRefusal(
@@ -245,7 +248,6 @@ def _pay_program(
         "day": day.isoformat(),
     }
     with transaction.atomic():
-        locked = Account.objects.select_for_update().get(pk=funding.pk)
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT c.user_id, sum(c.amount), count(*), array_agg(c.id)"
@@ -255,27 +257,26 @@ def _pay_program(
             )
             per_user = cursor.fetchall()
         amount = sum((row[1] for row in per_user), Decimal(0))
-        if amount > locked.balance:
+        try:
+            locked = reserve_funding(funding, amount)
+        except InsufficientFunds as short:
             raise VoucherRefusal(
                 "budget_exhausted",
                 f"voucher program {program.slug}: compensation of {amount} {program.asset} for {day}"
-                f" exceeds its funding of {locked.balance}; nothing was paid",
+                f" exceeds its funding of {short.available}; nothing was paid",
+            ) from None
+        post_credits_in_batches(
+            UserCredit(
+                idempotency_key=f"voucher:{program.slug}:{user_id}:{day.isoformat()}",
+                kind="voucher.compensation",
+                funding_account=locked,
+                user_id=user_id,
+                amount=user_amount,
+                user_kind="spot",
+                cause={"program": program.slug, "day": day.isoformat(), "orders": orders},
             )
-        for start in range(0, len(per_user), PAY_CHUNK):
-            post_credits(
-                [
-                    UserCredit(
-                        idempotency_key=f"voucher:{program.slug}:{user_id}:{day.isoformat()}",
-                        kind="voucher.compensation",
-                        funding_account=locked,
-                        user_id=user_id,
-                        amount=user_amount,
-                        user_kind="spot",
-                        cause={"program": program.slug, "day": day.isoformat(), "orders": orders},
-                    )
-                    for user_id, user_amount, orders, _ in per_user[start : start + PAY_CHUNK]
-                ]
-            )
+            for user_id, user_amount, orders, _ in per_user
+        )
         # Exactly the matches summed above, by id: a match made meanwhile waits.
         with connection.cursor() as cursor:
             cursor.execute(

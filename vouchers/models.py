@@ -13,11 +13,7 @@ from decimal import Decimal
 
 from django.db import models
 
-from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS
-
-
-def _amount(**kwargs: object) -> models.DecimalField:
-    return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS, **kwargs)  # type: ignore[arg-type]
+from ledger.models.fields import amount_field
 
 
 class VoucherProgram(models.Model):
@@ -42,14 +38,14 @@ class VoucherProgram(models.Model):
 class VoucherTemplate(models.Model):
     program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="templates")
     code = models.SlugField(max_length=80)
-    face_value = _amount(help_text="The most the voucher pays back.")
+    face_value = amount_field(help_text="The most the voucher pays back.")
     validity_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="Valid this many days from arrival..."
     )
     valid_until = models.DateTimeField(
         null=True, blank=True, help_text="... or until this instant."
     )
-    min_closing_amount = _amount(
+    min_closing_amount = amount_field(
         null=True, blank=True, help_text="The order's closing notional must reach this."
     )
 
@@ -71,9 +67,9 @@ class Voucher(models.Model):
     template = models.ForeignKey(VoucherTemplate, on_delete=models.PROTECT, related_name="vouchers")
     program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="vouchers")
     user_id = models.CharField(max_length=64)
-    face_value = _amount()
-    remaining = _amount()
-    min_closing_amount = _amount(null=True, blank=True)
+    face_value = amount_field()
+    remaining = amount_field()
+    min_closing_amount = amount_field(null=True, blank=True)
     arrived_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     grant_key = models.CharField(max_length=200, help_text="Idempotency key of the grant.")
@@ -107,8 +103,8 @@ class Consumption(models.Model):
     user_id = models.CharField(max_length=64)
     order_id = models.CharField(max_length=128)
     closed_at = models.DateTimeField(help_text="The order's first closing fill.")
-    loss = _amount()
-    amount = _amount(help_text="min(loss, the voucher's remaining)")
+    loss = amount_field()
+    amount = amount_field(help_text="min(loss, the voucher's remaining)")
     matched_at = models.DateTimeField()
     payout_key = models.CharField(max_length=200, blank=True, default="")
     paid_at = models.DateTimeField(null=True, blank=True)
