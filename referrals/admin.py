@@ -1,5 +1,6 @@
 """Ops screens of the referrals: relations, partners, program terms,
-commissions (settled, paid, invalid rebates) and day settlements with rerun."""
+commissions (settled, paid, invalid rebates), day settlements with rerun,
+distributions and the payout of each referrer."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ from ledger.admin import ReadOnlyAdmin
 from referrals.jobs import _settle_day
 from referrals.models import (
     Commission,
+    CommissionPayout,
     CommunityPartner,
+    Distribution,
     ProgramTerms,
     ReferralCode,
     Relation,
     Settlement,
 )
+from referrals.selectors import with_state
 
 
 @admin.register(Relation)
@@ -56,6 +60,17 @@ class ProgramTermsAdmin(admin.ModelAdmin):
         return ()
 
 
+class StateFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("settled", "settled"), ("paid", "paid"), ("invalid", "invalid rebate")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(state=self.value()) if self.value() else queryset
+
+
 @admin.register(Commission)
 class CommissionAdmin(ReadOnlyAdmin):
     list_display = (
@@ -69,12 +84,58 @@ class CommissionAdmin(ReadOnlyAdmin):
         "fees",
         "rate",
         "amount",
-        "status",
-        "paid_at",
+        "state",
     )
-    list_filter = ("status", "program", "asset", "day")
+    list_filter = (StateFilter, "program", "asset", "day")
     search_fields = ("=referrer_id", "=referee_id")
     date_hierarchy = "day"
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Commission]:
+        return with_state(super().get_queryset(request))
+
+    @admin.display(description="status", ordering="state")
+    def state(self, obj: Commission) -> str:
+        state: str = obj.state  # type: ignore[attr-defined]
+        return "invalid rebate" if state == "invalid" else state
+
+
+@admin.register(Distribution)
+class DistributionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "day",
+        "upto_commission_id",
+        "distributed_at",
+        "referrers",
+        "invalidated",
+        "totals",
+    )
+
+    @admin.display(description="paid per asset (carried remainder)")
+    def totals(self, obj: Distribution) -> str:
+        rows = (
+            CommissionPayout.objects.filter(day=obj.day)
+            .values("asset")
+            .annotate(paid=Sum("amount"), carried=Sum("carried_out"))
+            .order_by("asset")
+        )
+        return "; ".join(f"{r['asset']} {r['paid']} ({r['carried']})" for r in rows) or "-"
+
+
+@admin.register(CommissionPayout)
+class CommissionPayoutAdmin(ReadOnlyAdmin):
+    list_display = (
+        "day",
+        "referrer_id",
+        "asset",
+        "commissions",
+        "carried_in",
+        "amount",
+        "carried_out",
+        "payout_key",
+    )
+    list_filter = ("asset", "day")
+    search_fields = ("=referrer_id", "=payout_key")
     show_full_result_count = False
 
 
@@ -86,12 +147,12 @@ class SettlementAdmin(ReadOnlyAdmin):
     @admin.display(description="totals by status and asset")
     def totals(self, obj: Settlement) -> str:
         rows = (
-            Commission.objects.filter(day=obj.day, run=obj.run)
-            .values("status", "asset")
+            with_state(Commission.objects.filter(day=obj.day, run=obj.run))
+            .values("state", "asset")
             .annotate(total=Sum("amount"))
-            .order_by("status", "asset")
+            .order_by("state", "asset")
         )
-        return "; ".join(f"{r['status']} {r['total']} {r['asset']}" for r in rows) or "-"
+        return "; ".join(f"{r['state']} {r['total']} {r['asset']}" for r in rows) or "-"
 
     @admin.action(
         description="Settle late fills of the selected days (pays nothing twice)",

@@ -69,7 +69,10 @@ class MyCommissionsView(APIView):
     @extend_schema(
         operation_id="my_commissions",
         summary="The caller's commissions per day, program and asset, with status",
-        description="Status: `settled` (to be paid), `paid`, or `invalid` (an invalid rebate: never paid).",
+        description=(
+            "Status: `settled` (to be paid the next day), `paid`, or `invalid rebate`"
+            " (the relation was invalidated before payment: never paid)."
+        ),
         responses={200: serializers.DictField()},
     )
     def get(self, request: Request) -> Response:

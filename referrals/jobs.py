@@ -19,9 +19,9 @@ from ledger.bookkeeping import (
     reserve_funding,
 )
 from ledger.event_store import DomainEvent, append_domain_events
-from ledger.money import format_amount, round_payout
+from ledger.money import format_amount
 from referrals import rules
-from referrals.models import ProgramTerms, Settlement
+from referrals.models import Distribution, ProgramTerms, Settlement
 from referrals.services import ReferralRefusal
 
 logger = logging.getLogger(__name__)
@@ -152,9 +152,9 @@ def settlement_statement(
     """  # noqa: S608 - the CASE fragments carry only named parameters
     settle = """
     INSERT INTO referrals_commission (day, run, program, referrer_id, referee_id, asset, fills,
-        fees, rate, amount, status, invalid_at, payout_key, settled_as)
+        fees, rate, amount, status, invalid_at, settled_as)
     SELECT %(day)s, %(run)s, f.program, max(w.referrer_id), f.referee_id, f.asset, count(*), sum(f.fee),
-        f.rate, sum(f.fee) * f.rate, f.status, max(f.invalid_at), '', f.status
+        f.rate, sum(f.fee) * f.rate, f.status, max(f.invalid_at), f.status
     FROM (
         SELECT e.user_id AS referee_id,
             CASE WHEN e.data->>'market' = 'spot' THEN 'spot' ELSE 'futures' END AS program,
@@ -221,64 +221,89 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
     """RULES.md section 3: settled commissions are distributed on D+1 to the
     referrer's spot account, from the referral pool's funding account in each
     asset: one credit per referrer and asset (key
-    ``referral:<referrer>:<asset>:<D>``), covering every settled, unpaid
-    commission of day D or before. A commission whose relation was invalidated
-    (``invalidate_referral`` on either side) before it was paid becomes an
-    invalid rebate and is not paid; paid ones stay paid. Amounts are rounded
-    down to 8 decimals once, per credit; what rounds to nothing waits for the
-    next day. All or nothing per asset against the pool's funding."""
+    ``referral:<referrer>:<asset>:<D>``), covering every settled commission of
+    day D or before that no earlier distribution covered (late fills settled
+    after their day's distribution go with the next one). A commission whose
+    relation was invalidated (``invalidate_referral`` on either side) before
+    it was paid becomes an invalid rebate and is not paid; paid ones stay paid.
+
+    Each referrer's sum is rounded down to 8 decimals once; the remainder is
+    carried to that referrer's next payout in the asset. A day is distributed
+    once: a rerun, or a run for a day before the last distributed one, pays
+    nothing. All or nothing against the pool's funding."""
     now = clock.now()
     if now < clock.start_of_day(day + dt.timedelta(days=1)):
         raise ReferralRefusal(
             "too_early", f"commissions of {day} are paid from {day + dt.timedelta(days=1)}"
         )
-    key_sql = "'referral:' || c.referrer_id || ':' || c.asset || ':' || %(day)s"
-    params: dict[str, Any] = {
-        "day": day.isoformat(),
-        "until": day,
-        "now": now,
-        "measure": INVALIDATE,
-    }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REFERRALS_LOCK])
+        last = Distribution.objects.order_by("-day").first()
+        if last is not None and last.day >= day:
+            return {"referrers_paid": 0, "invalidated": 0, "distributed_through": str(last.day)}
+        cursor.execute("SELECT coalesce(max(id), 0) FROM referrals_commission")
+        params: dict[str, Any] = {
+            "day": day,
+            "upto": int(cursor.fetchone()[0]),
+            # Rows the previous distribution covered are paid or invalid already.
+            "prev_day": last.day if last else dt.date.min,
+            "prev_upto": last.upto_commission_id if last else 0,
+            "now": now,
+            "measure": INVALIDATE,
+        }
+        uncovered = """
+            c.status = 'settled' AND c.day <= %(day)s AND c.id <= %(upto)s
+            AND (c.id > %(prev_upto)s OR c.day > %(prev_day)s)
+        """
         cursor.execute(
-            """
-            UPDATE referrals_commission c SET status = 'invalid', invalid_at = m.first_at
-            FROM (SELECT user_id, min(occurred_at) AS first_at FROM ledger_riskmeasure
-                  WHERE measure = %(measure)s AND occurred_at <= %(now)s GROUP BY user_id) m
-            WHERE c.status = 'settled' AND c.day <= %(until)s
-              AND m.user_id IN (c.referrer_id, c.referee_id)
-            """,
+            f"""
+            WITH m AS (SELECT user_id, min(occurred_at) AS first_at FROM ledger_riskmeasure
+                       WHERE measure = %(measure)s AND occurred_at <= %(now)s GROUP BY user_id)
+            UPDATE referrals_commission c SET status = 'invalid',
+                invalid_at = (SELECT min(first_at) FROM m
+                              WHERE m.user_id IN (c.referrer_id, c.referee_id))
+            WHERE {uncovered}
+              AND (c.referrer_id IN (SELECT user_id FROM m) OR c.referee_id IN (SELECT user_id FROM m))
+            """,  # noqa: S608 - constant fragments
             params,
         )
         invalidated = cursor.rowcount
         cursor.execute(
             f"""
-            SELECT c.asset, c.referrer_id, sum(c.amount)
-            FROM referrals_commission c
-            WHERE c.status = 'settled' AND c.day <= %(until)s
-              AND NOT EXISTS (SELECT 1 FROM ledger_ledgertransaction t WHERE t.idempotency_key = {key_sql})
-            GROUP BY c.asset, c.referrer_id ORDER BY c.asset, c.referrer_id
-            """,  # noqa: S608 - a constant fragment
+            WITH due AS (
+                SELECT c.referrer_id, c.asset, sum(c.amount) AS commissions
+                FROM referrals_commission c WHERE {uncovered}
+                GROUP BY c.referrer_id, c.asset
+            )
+            SELECT due.asset, due.referrer_id, due.commissions, coalesce(prev.carried_out, 0)
+            FROM due LEFT JOIN LATERAL (
+                SELECT p.carried_out FROM referrals_commissionpayout p
+                WHERE p.referrer_id = due.referrer_id AND p.asset = due.asset
+                ORDER BY p.day DESC LIMIT 1
+            ) prev ON true
+            ORDER BY due.asset, due.referrer_id
+            """,  # noqa: S608 - constant fragments
             params,
         )
-        by_asset: dict[str, list[tuple[str, Decimal]]] = {}
-        for asset, referrer, amount in cursor.fetchall():
-            payable = round_payout(amount)
-            if payable > 0:  # what rounds to nothing waits for the next day
-                by_asset.setdefault(asset, []).append((referrer, payable))
+        payouts = [
+            rules.commission_payout(referrer, asset, commissions, carried_in)
+            for asset, referrer, commissions, carried_in in cursor.fetchall()
+        ]
+        by_asset: dict[str, list[rules.CommissionPayout]] = {}
+        for payout in payouts:
+            if payout.amount > 0:
+                by_asset.setdefault(payout.asset, []).append(payout)
         totals = {
             asset: _pay_asset(asset, credits, day) for asset, credits in sorted(by_asset.items())
         }
-        # Exactly what was credited above: the rows whose credit now exists.
-        cursor.execute(
-            f"""
-            UPDATE referrals_commission c SET status = 'paid', paid_at = %(now)s, payout_key = {key_sql}
-            WHERE c.status = 'settled' AND c.day <= %(until)s
-              AND EXISTS (SELECT 1 FROM ledger_ledgertransaction t WHERE t.idempotency_key = {key_sql})
-            """,  # noqa: S608 - a constant fragment
-            params,
+        Distribution.objects.create(
+            day=day,
+            upto_commission_id=params["upto"],
+            distributed_at=now,
+            referrers=len(payouts),
+            invalidated=invalidated,
         )
+        _record_payouts(payouts, day, params["upto"])
     return {
         "referrers_paid": sum(len(credits) for credits in by_asset.values()),
         "invalidated": invalidated,
@@ -286,10 +311,38 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
     }
 
 
-def _pay_asset(asset: str, credits: list[tuple[str, Decimal]], day: dt.date) -> Decimal:
+def payout_key(referrer: str, asset: str, day: dt.date) -> str:
+    return f"referral:{referrer}:{asset}:{day.isoformat()}"
+
+
+def _record_payouts(payouts: list[rules.CommissionPayout], day: dt.date, upto: int) -> None:
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
+            "COPY referrals_commissionpayout (day, referrer_id, asset, upto_commission_id,"
+            " commissions, carried_in, amount, carried_out, payout_key) FROM STDIN"
+        ) as copy,
+    ):
+        for p in payouts:
+            copy.write_row(
+                (
+                    day,
+                    p.referrer_id,
+                    p.asset,
+                    upto,
+                    p.commissions,
+                    p.carried_in,
+                    p.amount,
+                    p.carried_out,
+                    payout_key(p.referrer_id, p.asset, day) if p.amount > 0 else "",
+                )
+            )
+
+
+def _pay_asset(asset: str, credits: list[rules.CommissionPayout], day: dt.date) -> Decimal:
     """Credit one asset's commissions from the pool; all or nothing against its funding."""
     pool = open_funding_account(program=POOL_PROGRAM, asset=asset)
-    total = sum((amount for _, amount in credits), Decimal(0))
+    total = sum((credit.amount for credit in credits), Decimal(0))
     try:
         locked = reserve_funding(pool, total)
     except InsufficientFunds as short:
@@ -301,15 +354,15 @@ def _pay_asset(asset: str, credits: list[tuple[str, Decimal]], day: dt.date) -> 
         raise ReferralRefusal("budget_exhausted", message) from None
     post_credits_in_batches(
         UserCredit(
-            idempotency_key=f"referral:{referrer}:{asset}:{day.isoformat()}",
+            idempotency_key=payout_key(credit.referrer_id, asset, day),
             kind="referral.commission",
             funding_account=locked,
-            user_id=referrer,
-            amount=amount,
+            user_id=credit.referrer_id,
+            amount=credit.amount,
             user_kind="spot",
             cause={"day": day.isoformat(), "asset": asset},
         )
-        for referrer, amount in credits
+        for credit in credits
     )
     append_domain_events(
         [

@@ -4,8 +4,10 @@
 (``referrals/projections.py``). ``ProgramTerms`` (effective-dated) and
 ``CommunityPartner`` are ops configuration. ``Commission`` is the record of
 ``settle_referrals``: per day, settlement run, program, referrer, referee and
-asset, what the referee's fills earned; ``distribute_referral_commissions``
-marks what it paid.
+asset, what the referee's fills earned. ``distribute_referral_commissions``
+never rewrites those rows: it records a ``Distribution`` per day and a
+``CommissionPayout`` per referrer and asset, and a commission is paid when a
+payout of its referrer and asset covers it (``selectors.with_state``).
 """
 
 from __future__ import annotations
@@ -95,8 +97,10 @@ class CommunityPartner(models.Model):
 
 
 class CommissionStatus(models.TextChoices):
+    """What a commission row stores: settled, or invalid (an invalid rebate).
+    "paid" is derived from the payouts that cover the row, never stored."""
+
     SETTLED = "settled"
-    PAID = "paid"
     INVALID = "invalid", "invalid rebate"
 
 
@@ -115,11 +119,10 @@ class Commission(models.Model):
     amount = amount_field()
     status = models.CharField(max_length=10, choices=CommissionStatus.choices)
     # The status the settlement gave (fills before and after an invalidation are
-    # separate rows); ``status`` moves on from it (paid, or invalid before payment).
+    # separate rows); ``status`` moves on from it only to invalid, when the
+    # relation is invalidated before a payout covers the row.
     settled_as = models.CharField(max_length=10, choices=CommissionStatus.choices)
     invalid_at = models.DateTimeField(null=True, blank=True)
-    payout_key = models.CharField(max_length=200, blank=True, default="")
-    paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         # No unique constraint over the key columns: runs cover disjoint log
@@ -149,3 +152,54 @@ class Settlement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} run {self.run} up to #{self.upto_position}"
+
+
+class Distribution(models.Model):
+    """One distribution: it covers every settled commission with ``day`` on or
+    before its day and ``id`` up to ``upto_commission_id``. Distributions go
+    forward only (a later day's covers all an earlier one could), so the last
+    one bounds what is paid and the next one reads only rows beyond it."""
+
+    day = models.DateField(unique=True)
+    upto_commission_id = models.BigIntegerField()
+    distributed_at = models.DateTimeField()
+    referrers = models.PositiveIntegerField(help_text="Payout rows recorded (referrer and asset).")
+    invalidated = models.PositiveIntegerField(help_text="Commissions turned into invalid rebates.")
+
+    class Meta:
+        ordering = ("-day",)
+
+    def __str__(self) -> str:
+        return f"distribution of {self.day} (commissions up to #{self.upto_commission_id})"
+
+
+class CommissionPayout(models.Model):
+    """What one referrer received in one asset from one distribution.
+
+    ``commissions`` is the sum of the newly covered rows; with the remainder
+    carried in from the pair's previous payout it is rounded down once to
+    ``amount`` (credited under ``payout_key``), and what rounding left is
+    carried out to the next payout, so nothing is lost to rounding."""
+
+    day = models.DateField(help_text="The distribution's day.")
+    referrer_id = models.CharField(max_length=64)
+    asset = models.CharField(max_length=16)
+    upto_commission_id = models.BigIntegerField()
+    commissions = amount_field()
+    carried_in = amount_field()
+    amount = amount_field()
+    carried_out = amount_field()
+    payout_key = models.CharField(
+        max_length=200, blank=True, default="", help_text="Empty when the amount rounds to 0."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["referrer_id", "asset", "day"], name="commissionpayout_unique"
+            )
+        ]
+        ordering = ("-day", "referrer_id", "asset")
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.referrer_id} {self.amount} {self.asset}"

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ledger.money import round_payout
+
 # No 0/O, 1/I/L: a code read aloud or copied by hand stays unambiguous.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 8
@@ -113,3 +115,24 @@ def mask(user_id: str) -> str:
     if len(user_id) <= 4:
         return user_id[0] + "***"
     return f"{user_id[:2]}***{user_id[-2:]}"
+
+
+@dataclass(frozen=True)
+class CommissionPayout:
+    referrer_id: str
+    asset: str
+    commissions: Decimal
+    carried_in: Decimal
+    amount: Decimal
+    carried_out: Decimal
+
+
+def commission_payout(
+    referrer_id: str, asset: str, commissions: Decimal, carried_in: Decimal
+) -> CommissionPayout:
+    """One referrer's payout in one asset: the newly covered commissions plus
+    the remainder carried from the previous payout, rounded down once to 8
+    decimals; what rounding leaves is carried to the next payout."""
+    due = commissions + carried_in
+    amount = round_payout(due)
+    return CommissionPayout(referrer_id, asset, commissions, carried_in, amount, due - amount)

@@ -7,12 +7,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Case, Count, Exists, OuterRef, QuerySet, Sum, Value, When
 
 from ledger.selectors import holding_as_of, measure_since
 from referrals import rules
 from referrals.jobs import INVALIDATE, terms_for
-from referrals.models import Commission, CommunityPartner, ReferralCode, Relation
+from referrals.models import (
+    Commission,
+    CommissionPayout,
+    CommissionStatus,
+    CommunityPartner,
+    ReferralCode,
+    Relation,
+)
 
 
 def code_of(user_id: str) -> str | None:
@@ -98,11 +105,29 @@ def referee_status(relation: Relation, at: dt.datetime) -> dict[str, Any]:
     }
 
 
+def with_state(commissions: QuerySet[Commission]) -> QuerySet[Any]:
+    """Annotate ``state``: invalid (an invalid rebate), paid (a payout of the
+    referrer and asset covers the row), else settled (waiting for payment)."""
+    covering = CommissionPayout.objects.filter(
+        referrer_id=OuterRef("referrer_id"),
+        asset=OuterRef("asset"),
+        day__gte=OuterRef("day"),
+        upto_commission_id__gte=OuterRef("id"),
+    )
+    return commissions.annotate(
+        state=Case(
+            When(status=CommissionStatus.INVALID, then=Value("invalid")),
+            When(Exists(covering), then=Value("paid")),
+            default=Value("settled"),
+        )
+    )
+
+
 def commissions_by_day(user_id: str) -> list[dict[str, Any]]:
     rows = (
-        Commission.objects.filter(referrer_id=user_id)
-        .values("day", "program", "asset", "status")
+        with_state(Commission.objects.filter(referrer_id=user_id))
+        .values("day", "program", "asset", "state")
         .annotate(amount=Sum("amount"), referees=Count("referee_id", distinct=True))
-        .order_by("-day", "program", "asset", "status")
+        .order_by("-day", "program", "asset", "state")
     )
-    return [dict(row) for row in rows[:1000]]
+    return [{"status": row.pop("state"), **row} for row in (dict(row) for row in rows[:1000])]

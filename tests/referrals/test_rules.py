@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from referrals import rules
 
@@ -70,3 +72,22 @@ def test_same_owner_and_program_and_mask() -> None:
         None,
     ]
     assert rules.mask("u_100042") == "u_***42"
+
+
+@given(
+    st.lists(
+        st.decimals(min_value=0, max_value=1000, places=18, allow_nan=False),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_carried_remainders_lose_nothing_and_pay_whole_units(days: list[Decimal]) -> None:
+    carried = Decimal(0)
+    paid = Decimal(0)
+    for commissions in days:
+        payout = rules.commission_payout("r", "USDT", commissions, carried)
+        assert payout.amount == payout.amount.quantize(Decimal("0.00000001"))
+        assert Decimal(0) <= payout.carried_out < Decimal("0.00000001")
+        paid += payout.amount
+        carried = payout.carried_out
+    assert paid + carried == sum(days)

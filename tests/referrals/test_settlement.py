@@ -14,7 +14,8 @@ from ledger.bookkeeping import fund_account, open_funding_account
 from ledger.ingestion import ingest
 from ledger.models import PayoutInstruction
 from referrals.jobs import distribute_referral_commissions, settle_referrals
-from referrals.models import Commission, ReferralCode, Relation
+from referrals.models import Commission, CommissionPayout, ReferralCode, Relation
+from referrals.selectors import with_state
 from referrals.services import ReferralRefusal, flag_partner
 from tests import events
 from tests.ledger.conftest import user_jwt
@@ -168,8 +169,12 @@ def test_a_day_is_settled_once_and_paid_the_next_day(world: None, clock: Clock) 
         ("r_1", "ETH", Decimal("0.00002"), "spot"),
         ("r_1", "USDT", Decimal("0.45"), "spot"),
     ]
-    assert distribute_referral_commissions(day=D) == {"referrers_paid": 0, "invalidated": 0}
-    assert set(Commission.objects.values_list("status", flat=True)) == {"paid"}
+    assert distribute_referral_commissions(day=D) == {
+        "referrers_paid": 0,
+        "invalidated": 0,
+        "distributed_through": "2026-11-20",
+    }
+    assert set(with_state(Commission.objects.all()).values_list("state", flat=True)) == {"paid"}
 
 
 def test_a_late_fill_is_settled_by_the_next_run_of_its_day(world: None, clock: Clock) -> None:
@@ -189,6 +194,77 @@ def test_a_late_fill_is_settled_by_the_next_run_of_its_day(world: None, clock: C
     assert result["late_2026-11-20"] == 1
     late = Commission.objects.get(day=D, run=2)
     assert (late.fees, late.amount) == (Decimal("1"), Decimal("0.1"))
+
+
+def _fill(order: str, fee: str, at: str) -> None:
+    ingest(
+        [events.fill("e_1", order_id=order, action="open", fee=fee, occurred_at=at)], source="test"
+    )
+
+
+def _paid(user: str = "r_1") -> list[tuple[str, Decimal]]:
+    return sorted(
+        PayoutInstruction.objects.filter(user_id=user).values_list("idempotency_key", "amount")
+    )
+
+
+def test_late_and_early_settled_rows_are_paid_once_by_the_right_distribution(
+    world: None, clock: Clock
+) -> None:
+    e = dt.date(2026, 11, 21)
+    _fill("a", "1", "2026-11-20T08:00:00Z")  # 0.1 for D
+    # 3 x 20% = 0.6 for D+1 (the holding reached 10,000 MX after D)
+    _fill("b", "3", "2026-11-21T08:00:00Z")
+    clock("2026-11-22T00:15:00Z")
+    settle_referrals(day=D)
+    # Catching up: D+1 is settled before D is distributed; D's payout leaves it alone.
+    settle_referrals(day=e)
+    assert distribute_referral_commissions(day=D)["amount_USDT"] == "0.1"
+    # A fill of D arriving after D's distribution is settled late and paid with D+1.
+    _fill("late", "5", "2026-11-20T23:00:00Z")
+    settle_referrals(day=D)
+    states = with_state(Commission.objects.order_by("id")).values_list("amount", "state")
+    assert list(states) == [
+        (Decimal("0.1"), "paid"),
+        (Decimal("0.6"), "settled"),
+        (Decimal("0.5"), "settled"),
+    ]
+    assert distribute_referral_commissions(day=e)["amount_USDT"] == "1.1"
+    # An earlier day after a later one: already covered, pays nothing.
+    assert distribute_referral_commissions(day=D)["referrers_paid"] == 0
+    assert distribute_referral_commissions(day=e)["referrers_paid"] == 0
+    assert _paid() == [
+        ("referral:r_1:USDT:2026-11-20:spot:USDT", Decimal("0.1")),
+        ("referral:r_1:USDT:2026-11-21:spot:USDT", Decimal("1.1")),
+    ]
+    assert set(with_state(Commission.objects.all()).values_list("state", flat=True)) == {"paid"}
+
+
+def test_what_rounding_leaves_is_carried_to_the_next_payout(world: None, clock: Clock) -> None:
+    # fee 0.00000015 USDT x 10% = 0.000000015: 0.00000001 paid, 0.000000005 carried
+    _fill("a", "0.00000015", "2026-11-20T08:00:00Z")
+    # next day (20% tier) 0.00000012 x 20% = 0.000000024, + 0.000000005 carried
+    # = 0.000000029: 0.00000002 paid, 0.000000009 carried
+    _fill("b", "0.00000012", "2026-11-21T08:00:00Z")
+    clock("2026-11-21T01:00:00Z")
+    settle_referrals(day=D)
+    distribute_referral_commissions(day=D)
+    clock("2026-11-22T01:00:00Z")
+    settle_referrals(day=dt.date(2026, 11, 21))
+    distribute_referral_commissions(day=dt.date(2026, 11, 21))
+    rows = CommissionPayout.objects.order_by("day").values_list(
+        "commissions", "carried_in", "amount", "carried_out"
+    )
+    assert list(rows) == [
+        (Decimal("0.000000015"), Decimal(0), Decimal("0.00000001"), Decimal("0.000000005")),
+        (
+            Decimal("0.000000024"),
+            Decimal("0.000000005"),
+            Decimal("0.00000002"),
+            Decimal("0.000000009"),
+        ),
+    ]
+    assert [amount for _, amount in _paid()] == [Decimal("0.00000001"), Decimal("0.00000002")]
 
 
 def test_settling_before_the_day_ends_is_refused(world: None, clock: Clock) -> None:
@@ -243,7 +319,7 @@ def test_invalidation_makes_later_and_unpaid_commissions_invalid_rebates(
     ]
     clock("2026-11-21T01:00:00Z")
     assert distribute_referral_commissions(day=D) == {"referrers_paid": 0, "invalidated": 1}
-    assert set(Commission.objects.values_list("status", flat=True)) == {"invalid"}
+    assert set(with_state(Commission.objects.all()).values_list("state", flat=True)) == {"invalid"}
     assert not PayoutInstruction.objects.exists()
     statuses = APIClient()
     statuses.credentials(HTTP_AUTHORIZATION=f"Bearer {user_jwt('r_1')}")
@@ -322,7 +398,19 @@ def test_ops_rerun_a_day_from_the_admin_and_nothing_is_paid_twice(
         "/admin/referrals/settlement/", {"action": "rerun", "_selected_action": [settlement.pk]}
     )
     assert Settlement.objects.filter(day=D).count() == 1  # nothing new: no second run recorded
-    assert distribute_referral_commissions(day=D) == {"referrers_paid": 0, "invalidated": 0}
+    assert distribute_referral_commissions(day=D)["referrers_paid"] == 0
     assert PayoutInstruction.objects.count() == 2
-    for screen in ("relation", "commission", "programterms", "communitypartner", "referralcode"):
+    page = client.get("/admin/referrals/distribution/")
+    assert b"USDT 0.45" in page.content and b"ETH 0.00002" in page.content
+    paid = client.get("/admin/referrals/commission/?state=paid")
+    assert paid.status_code == 200 and paid.context["cl"].result_count == 3
+    assert client.get("/admin/referrals/commission/?state=settled").context["cl"].result_count == 0
+    for screen in (
+        "relation",
+        "commission",
+        "commissionpayout",
+        "programterms",
+        "communitypartner",
+        "referralcode",
+    ):
         assert client.get(f"/admin/referrals/{screen}/").status_code == 200
