@@ -1,7 +1,7 @@
 """Shared set-up of the benchmarks: a database of their own, figures printed plainly.
 
 The benchmarks run against the servers the project would use (DATABASE_URL /
-REDIS_URL, or the embedded ones), in a separate database ``rewards_bench``
+REDIS_URL, or the embedded ones), in a separate database ``rewards_bench`` (or ``$BENCH_DATABASE``)
 that is dropped and recreated, so a run never touches real data.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DATABASE = "rewards_bench"
+# A second name (BENCH_DATABASE=...) lets a small smoke run go beside a long one.
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "rewards_bench")
 
 
 def _with_database(url: str, name: str) -> str:

@@ -10,4 +10,5 @@ urlpatterns = [
     path("api/v1/", include("campaigns.urls")),
     path("api/v1/", include("vouchers.urls")),
     path("api/v1/", include("referrals.urls")),
+    path("api/v1/", include("earn.urls")),
 ]

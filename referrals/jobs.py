@@ -347,7 +347,8 @@ def _pay_asset(asset: str, credits: list[rules.CommissionPayout], day: dt.date) 
         locked = reserve_funding(pool, total)
     except InsufficientFunds as short:
         message = (
-            f"referral pool {asset}: {total} needed for {day} but it holds {short.available};"
+            f"referral pool {asset}: {format_amount(total)} needed for {day} but it holds"
+            f" {format_amount(short.available)};"
             " nothing was paid"
         )
         logger.error("referral payout refused: %s", message)

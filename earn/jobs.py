@@ -1,0 +1,277 @@
+"""Scheduled jobs of Futures Earn (RULES.md section 4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Sum
+
+from config import clock
+from earn import rules
+from earn.models import Accrual, DailyInterest, EarnDistribution, SnapshotRun
+from earn.selectors import terms_for
+from earn.services import EarnRefusal
+from jobs.registry import Daily, job
+from ledger.bookkeeping import (
+    InsufficientFunds,
+    UserCredit,
+    open_funding_account,
+    post_credits_in_batches,
+    reserve_funding,
+)
+from ledger.event_store import DomainEvent, append_domain_events
+from ledger.money import format_amount
+from ledger.sql import binary_cursor
+
+logger = logging.getLogger(__name__)
+
+POOL_PROGRAM = "earn"
+# Snapshots and accruals never overlap: an accrual reads a day's snapshots whole.
+EARN_LOCK = 0x5E7E_0004
+
+SNAPSHOT_SQL = """
+INSERT INTO earn_snapshot (at, user_id, asset, principal, position_value)
+WITH latest_change AS (
+    SELECT DISTINCT ON (user_id) user_id, active
+    FROM earn_activation WHERE occurred_at <= %(at)s
+    ORDER BY user_id, occurred_at DESC, event_id DESC
+),
+valued AS (
+    SELECT a.user_id, coalesce((
+        SELECT sum(abs(u.net)) FROM (
+            SELECT sum(CASE WHEN x->>'side' = 'short' THEN -1 ELSE 1 END
+                       * abs((x->>'quantity')::numeric) * (x->>'avg_entry_price')::numeric) AS net
+            FROM jsonb_array_elements(p.positions) x
+            WHERE x->>'market' IN ('usdt_m', 'usdc_m')
+            GROUP BY split_part(x->>'symbol', '_', 1)
+        ) u
+    ), 0) AS position_value
+    FROM latest_change a
+    LEFT JOIN LATERAL (
+        SELECT s.positions FROM ledger_futurespositionsstate s
+        WHERE s.user_id = a.user_id AND s.occurred_at <= %(at)s
+        ORDER BY s.occurred_at DESC, s.event_id DESC LIMIT 1
+    ) p ON true
+    WHERE a.active
+)
+SELECT %(at)s, v.user_id, asset.code,
+    greatest(coalesce(w.available + w.locked_in_orders + w.margin_used - w.bonus, 0), 0),
+    v.position_value
+FROM valued v
+CROSS JOIN unnest(%(assets)s::text[]) AS asset(code)
+LEFT JOIN LATERAL (
+    SELECT s.available, s.locked_in_orders, s.margin_used, s.bonus
+    FROM ledger_futureswalletstate s
+    WHERE s.user_id = v.user_id AND s.asset = asset.code AND s.occurred_at <= %(at)s
+    ORDER BY s.occurred_at DESC, s.event_id DESC LIMIT 1
+) w ON true
+"""
+
+
+@job(
+    "earn_snapshot",
+    key="instant",
+    schedule=dt.timedelta(minutes=10),
+    description="Take the Earn snapshots due by T, each as of its own instant (RULES.md 4).",
+)
+def earn_snapshot(*, at: dt.datetime) -> dict[str, Any]:
+    """RULES.md section 4, "Snapshots": at each of the day's three instants
+    (``snapshot_times`` of the terms in force, default 00:00, 08:00, 16:00
+    UTC), for every user active at that instant and each supported asset:
+    principal = available + locked_in_orders + margin_used - bonus (never
+    below 0), and the account's position value = the sum over underlyings of
+    |sum of signed quantity x avg_entry_price| over USDT-M and USDC-M
+    positions, from the latest wallet and position state at or before the
+    instant, whenever the job runs.
+
+    Takes every instant of T's day at or before T not taken yet (so a late or
+    missed run catches up); an instant is taken once."""
+    terms = terms_for(at.date())
+    due = [instant for instant in rules.snapshot_instants(at.date(), terms) if instant <= at]
+    taken = {instant.isoformat(): take_snapshot(instant, terms) for instant in due}
+    return {"snapshots": {k: v for k, v in taken.items() if v is not None}}
+
+
+def take_snapshot(instant: dt.datetime, terms: rules.Terms) -> int | None:
+    """Take one snapshot instant; ``None`` when it was taken already."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EARN_LOCK])
+        if SnapshotRun.objects.filter(at=instant).exists():
+            return None
+        cursor.execute(SNAPSHOT_SQL, {"at": instant, "assets": list(terms.assets)})
+        rows = cursor.rowcount
+        users = rows // len(terms.assets) if terms.assets else 0
+        SnapshotRun.objects.create(at=instant, taken_at=clock.now(), users=users)
+    logger.info("earn snapshot %s: %d users", instant.isoformat(), users)
+    return users
+
+
+@job(
+    "accrue_earn_interest",
+    key="day",
+    schedule=Daily(hour=0, minute=20),
+    description="Accrue day D's Earn interest from its three snapshots (RULES.md 4).",
+)
+def accrue_earn_interest(*, day: dt.date) -> dict[str, Any]:
+    """RULES.md section 4, "Daily interest": per user and asset, P = the lowest
+    of D's three principal snapshots (an instant at which the user was not
+    active counts as 0), V = the mean of D's three position values; with
+    V >= the threshold the first ``boosted_principal`` of P earns the boosted
+    APR and the rest the base APR, else all of P the base APR; interest =
+    sum of portion x APR / 365, rounded down to 8 decimals once. The terms are
+    those in force on D (effective-dated by day).
+
+    Takes any of D's snapshots still missing first (from history, as of their
+    instants). A day is accrued once: a rerun changes nothing."""
+    if clock.now() < clock.start_of_day(day + dt.timedelta(days=1)):
+        raise EarnRefusal("too_early", f"Earn interest of {day} is accrued once the day is over")
+    terms = terms_for(day)
+    instants = rules.snapshot_instants(day, terms)
+    for instant in instants:
+        take_snapshot(instant, terms)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EARN_LOCK])
+        if Accrual.objects.filter(day=day).exists():
+            return {"day": day.isoformat(), "rows": 0, "already_accrued": True}
+        totals: dict[str, Decimal] = {}
+        count = 0
+        with binary_cursor() as read, connection.cursor() as write:
+            read.execute(
+                """
+                SELECT user_id, asset, count(*), min(principal), sum(position_value)
+                FROM earn_snapshot WHERE at = ANY(%s) GROUP BY user_id, asset
+                """,
+                [instants],
+            )
+            with write.copy(
+                "COPY earn_dailyinterest (day, user_id, asset, snapshots, principal,"
+                " position_value, boosted_portion, boosted_apr, base_portion, base_apr,"
+                " interest) FROM STDIN"
+            ) as copy:
+                for user_id, asset, snapshots, lowest, value_sum in read:
+                    # A missing snapshot is an instant the user was not active: 0.
+                    p = lowest if snapshots == len(instants) else Decimal(0)
+                    result = rules.interest_of(p, value_sum, terms)
+                    copy.write_row(
+                        (
+                            day,
+                            user_id,
+                            asset,
+                            snapshots,
+                            result.principal,
+                            result.position_value,
+                            result.boosted_portion,
+                            result.boosted_apr,
+                            result.base_portion,
+                            result.base_apr,
+                            result.interest,
+                        )
+                    )
+                    totals[asset] = totals.get(asset, Decimal(0)) + result.interest
+                    count += 1
+        Accrual.objects.create(
+            day=day,
+            terms_from=terms.effective_from,
+            accrued_at=clock.now(),
+            rows=count,
+            totals={asset: format_amount(total) for asset, total in sorted(totals.items())},
+        )
+    return {
+        "day": day.isoformat(),
+        "rows": count,
+        **{f"interest_{a}": format_amount(t) for a, t in sorted(totals.items())},
+    }
+
+
+@job(
+    "distribute_earn_interest",
+    key="day",
+    schedule=Daily(hour=0, minute=40),
+    description="Credit day D's Earn interest to spot accounts on D+1 (RULES.md 4).",
+)
+def distribute_earn_interest(*, day: dt.date) -> dict[str, Any]:
+    """RULES.md section 4, "Distribution": day D's accrued interest is
+    credited on D+1 to each user's spot account from the Earn pool's funding
+    account in the asset, one credit per user and asset (key
+    ``earn:<user>:<asset>:<D>``), with a payout instruction. Interest of 0 is
+    not credited. A day is paid once, however often this runs; all or nothing
+    against the pool's funding."""
+    if clock.now() < clock.start_of_day(day + dt.timedelta(days=1)):
+        raise EarnRefusal(
+            "too_early", f"Earn interest of {day} is paid from {day + dt.timedelta(days=1)}"
+        )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EARN_LOCK + 1])
+        if EarnDistribution.objects.filter(day=day).exists():
+            return {"day": day.isoformat(), "credits": 0, "already_paid": True}
+        if not Accrual.objects.filter(day=day).exists():
+            raise EarnRefusal("not_accrued", f"Earn interest of {day} is not accrued yet")
+        totals = {
+            asset: total
+            for asset, total in DailyInterest.objects.filter(day=day, interest__gt=0)
+            .values_list("asset")
+            .annotate(total=Sum("interest"))
+            .values_list("asset", "total")
+        }
+        credits = 0
+        for asset, total in sorted(totals.items()):
+            credits += _pay_asset(asset, total, day)
+        EarnDistribution.objects.create(
+            day=day,
+            distributed_at=clock.now(),
+            credits=credits,
+            totals={asset: format_amount(total) for asset, total in sorted(totals.items())},
+        )
+    return {
+        "day": day.isoformat(),
+        "credits": credits,
+        **{f"amount_{a}": format_amount(t) for a, t in sorted(totals.items())},
+    }
+
+
+def _pay_asset(asset: str, total: Decimal, day: dt.date) -> int:
+    pool = open_funding_account(program=POOL_PROGRAM, asset=asset)
+    try:
+        locked = reserve_funding(pool, total)
+    except InsufficientFunds as short:
+        message = (
+            f"Earn pool {asset}: {format_amount(total)} needed for {day} but it holds"
+            f" {format_amount(short.available)};"
+            " nothing was paid"
+        )
+        logger.error("earn payout refused: %s", message)
+        raise EarnRefusal("budget_exhausted", message) from None
+    rows = (
+        DailyInterest.objects.filter(day=day, asset=asset, interest__gt=0)
+        .order_by("user_id")
+        .values_list("user_id", "interest")
+        .iterator(chunk_size=5_000)
+    )
+    report = post_credits_in_batches(
+        UserCredit(
+            idempotency_key=f"earn:{user_id}:{asset}:{day.isoformat()}",
+            kind="earn.interest",
+            funding_account=locked,
+            user_id=user_id,
+            amount=interest,
+            user_kind="spot",
+            cause={"day": day.isoformat(), "asset": asset},
+        )
+        for user_id, interest in rows
+    )
+    append_domain_events(
+        [
+            DomainEvent(
+                event_id=f"earn.interest_paid:{asset}:{day.isoformat()}",
+                type="earn.interest_paid",
+                occurred_at=clock.now(),
+                data={"day": day.isoformat(), "asset": asset, "amount": format_amount(total)},
+            )
+        ]
+    )
+    return report.posted
