@@ -19,7 +19,7 @@ from ledger.bookkeeping import (
     InsufficientFunds,
     UserCredit,
     open_funding_account,
-    post_credits_in_batches,
+    post_user_credits,
     reserve_funding,
 )
 from ledger.event_store import DomainEvent, append_domain_events
@@ -295,7 +295,7 @@ def _issue(campaign: Campaign, at: dt.datetime) -> tuple[int, Decimal]:
                 f" {campaign.asset} but the funding account holds {short.available};"
                 " nothing was issued",
             ) from None
-        post_credits_in_batches(
+        post_user_credits(
             UserCredit(
                 idempotency_key=key,
                 kind=f"campaign.{kind}",

@@ -20,7 +20,7 @@ from ledger.bookkeeping import (
     InsufficientFunds,
     UserCredit,
     open_funding_account,
-    post_credits_in_batches,
+    post_user_credits,
     reserve_funding,
 )
 from ledger.event_store import DomainEvent, append_domain_events
@@ -252,7 +252,7 @@ def _pay_asset(asset: str, total: Decimal, day: dt.date) -> int:
         .values_list("user_id", "interest")
         .iterator(chunk_size=5_000)
     )
-    report = post_credits_in_batches(
+    report = post_user_credits(
         UserCredit(
             idempotency_key=f"earn:{user_id}:{asset}:{day.isoformat()}",
             kind="earn.interest",

@@ -4,8 +4,9 @@ Two entry points:
 
 - :func:`post_transaction` for one movement with explicit legs (funding a
   program, a correction that reverses an earlier transaction);
-- :func:`post_user_credits` for the jobs' hot path: many credits to users from
-  one or a few funding accounts, set-based, in one database transaction.
+- :func:`post_user_credits` for the jobs' hot path: any number of credits to
+  users from one or a few funding accounts, staged with COPY and posted with a
+  few set-based statements, in one database transaction.
 
 Both are idempotent by ``idempotency_key``; both let the database refuse
 overspending (the CHECK on funding balances, see ``Account``), so a refusal is
@@ -20,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -29,7 +31,6 @@ from access.errors import DomainError
 from config import clock
 from ledger.models import Account, AccountKind, LedgerTransaction, UserAccountKind
 from ledger.money import round_payout
-from ledger.sql import binary_cursor
 
 TREASURY_PROGRAM = "treasury"
 
@@ -168,7 +169,9 @@ def post_transaction(
                 _PayoutRow(
                     transaction_id=tx.pk,
                     posting_id=posting_id,
-                    idempotency_key=f"{idempotency_key}:{leg.account.user_kind}:{leg.account.asset}",
+                    idempotency_key=payout_key(
+                        idempotency_key, leg.account.user_kind, leg.account.asset
+                    ),
                     user_id=leg.account.user_id,
                     account_kind=leg.account.user_kind,
                     asset=leg.account.asset,
@@ -242,100 +245,183 @@ class _PayoutRow:
     expires_at: dt.datetime | None
 
 
-def post_user_credits(credits: Sequence[UserCredit]) -> CreditReport:
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS ledger_credit_staging (
+    ord bigint, idempotency_key text, kind text, funding_account_id bigint, asset text,
+    user_id text, user_kind text, user_code text, payout_key text, amount numeric,
+    cause text, expires_at timestamptz, memo text
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS ledger_credit_fresh (
+    tx_id bigint, idempotency_key text, kind text, funding_account_id bigint, asset text,
+    user_id text, user_kind text, user_code text, payout_key text, amount numeric,
+    expires_at timestamptz
+) ON COMMIT DELETE ROWS;
+-- Emptied at commit; emptied here too in case an earlier call of this transaction used them.
+DELETE FROM ledger_credit_staging;
+DELETE FROM ledger_credit_fresh;
+"""
+# Above this many staged credits the planner gets statistics on them (temp
+# tables are never analysed by autovacuum): hash joins instead of a guess.
+_ANALYZE_FROM = 2_000
+
+
+def post_user_credits(credits: Iterable[UserCredit]) -> CreditReport:
     """Post many user credits at once: each its own transaction and idempotency key.
 
-    All-or-nothing: if any funding account would go below zero, nothing of the
-    batch is posted and :class:`InsufficientFunds` is raised. Keys already
-    posted (a rerun) are skipped and counted as duplicates.
+    The credits are streamed (COPY) into a temporary staging table and posted
+    with a few set-based statements, so any number of them takes bounded
+    memory here. All-or-nothing: if any funding account would go below zero,
+    nothing is posted and :class:`InsufficientFunds` is raised. Keys already
+    posted (a rerun), or repeated in the input, are skipped and counted as
+    duplicates.
     """
     report = CreditReport()
-    unique: dict[str, UserCredit] = {}
-    for credit in credits:
-        if credit.amount <= 0:
-            raise ValueError(f"credit {credit.idempotency_key}: amount must be > 0")
-        if credit.amount != round_payout(credit.amount):
-            raise ValueError(
-                f"credit {credit.idempotency_key}: {credit.amount} is not rounded down to"
-                " the asset's precision; round the final amount once with round_payout"
-            )
-        if credit.funding_account.kind != AccountKind.FUNDING:
-            raise ValueError(f"credit {credit.idempotency_key}: source is not a funding account")
-        if credit.idempotency_key in unique:
-            report.duplicates += 1
-            continue
-        unique[credit.idempotency_key] = credit
-    if not unique:
-        return report
-
     now = clock.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        user_accounts = _ensure_user_accounts(cursor, unique.values(), now)
-        # Sorted keys: two batches sharing keys insert them in the same order, so
-        # they queue on each other instead of deadlocking.
-        keys = sorted(unique)
-        with binary_cursor() as binary:
-            binary.execute(
-                """
-                INSERT INTO ledger_ledgertransaction (idempotency_key, kind, posted_at, cause, memo)
-                SELECT k, kd, %b, c::jsonb, m
-                FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS t(k, kd, c, m)
-                ON CONFLICT (idempotency_key) DO NOTHING
-                RETURNING idempotency_key, id
-                """,
-                [
-                    now,
-                    keys,
-                    [unique[k].kind for k in keys],
-                    [_cause_json(unique[k].cause) for k in keys],
-                    [unique[k].memo for k in keys],
-                ],
-            )
-            created = dict(binary.fetchall())
-        report.duplicates += len(keys) - len(created)
-        if not created:
+        cursor.execute(_STAGING)
+        staged = _stage(credits)
+        if not staged:
             return report
-        fresh = [unique[key] for key in keys if key in created]
-
+        if staged >= _ANALYZE_FROM:
+            cursor.execute("ANALYZE ledger_credit_staging")
+        params = {"now": now}
+        cursor.execute(
+            """
+            INSERT INTO ledger_account (code, kind, asset, program, user_id, user_kind, balance,
+                created_at)
+            SELECT DISTINCT s.user_code, 'user', s.asset, '', s.user_id, s.user_kind, 0, %(now)s
+            FROM ledger_credit_staging s
+            WHERE NOT EXISTS (SELECT 1 FROM ledger_account a WHERE a.code = s.user_code)
+            ORDER BY s.user_code
+            ON CONFLICT (code) DO NOTHING
+            """,
+            params,
+        )
+        if cursor.rowcount >= _ANALYZE_FROM:
+            # So many new accounts that the statistics are stale: the join below
+            # would otherwise be planned as if the table were nearly empty.
+            cursor.execute("ANALYZE ledger_account")
+        # Keys in sorted order: two runs sharing keys insert them in the same
+        # order, so they queue on each other instead of deadlocking.
+        cursor.execute(
+            """
+            WITH firsts AS (
+                SELECT DISTINCT ON (idempotency_key) * FROM ledger_credit_staging
+                ORDER BY idempotency_key, ord
+            ),
+            created AS (
+                INSERT INTO ledger_ledgertransaction (idempotency_key, kind, posted_at, cause, memo)
+                SELECT idempotency_key, kind, %(now)s, cause::jsonb, memo FROM firsts
+                ORDER BY idempotency_key
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING id, idempotency_key
+            )
+            INSERT INTO ledger_credit_fresh
+            SELECT c.id, f.idempotency_key, f.kind, f.funding_account_id, f.asset, f.user_id,
+                f.user_kind, f.user_code, f.payout_key, f.amount, f.expires_at
+            FROM created c JOIN firsts f ON f.idempotency_key = c.idempotency_key
+            """,
+            params,
+        )
+        posted = cursor.rowcount
+        report.duplicates = staged - posted
+        if not posted:
+            return report
+        if posted >= _ANALYZE_FROM:
+            cursor.execute("ANALYZE ledger_credit_fresh")
+        cursor.execute(
+            "SELECT funding_account_id, asset, sum(amount) FROM ledger_credit_fresh"
+            " GROUP BY funding_account_id, asset"
+        )
         # Only funding balances are kept (see Account): one row to lock and
         # update per funding account, however many users the batch pays.
-        deltas: dict[int, Decimal] = defaultdict(Decimal)
-        for credit in fresh:
-            deltas[credit.funding_account.pk] -= credit.amount
+        deltas: dict[int, Decimal] = {}
+        for account_id, asset, total in cursor.fetchall():
+            deltas[account_id] = -total
+            report.amount_by_asset[asset] = report.amount_by_asset.get(asset, Decimal(0)) + total
         _lock_accounts(cursor, deltas)
         _apply_balances(deltas, cursor=cursor)
-
-        posting_ids = _next_posting_ids(cursor, 2 * len(fresh))
-        tx_ids, account_ids, assets, amounts = [], [], [], []
-        payouts: list[_PayoutRow] = []
-        for position, credit in enumerate(fresh):
-            tx_id = created[credit.idempotency_key]
-            asset = credit.funding_account.asset
-            user_account_id = user_accounts[(credit.user_id, credit.user_kind, asset)]
-            tx_ids += [tx_id, tx_id]
-            account_ids += [credit.funding_account.pk, user_account_id]
-            assets += [asset, asset]
-            amounts += [-credit.amount, credit.amount]
-            payouts.append(
-                _PayoutRow(
-                    transaction_id=tx_id,
-                    posting_id=posting_ids[2 * position + 1],
-                    idempotency_key=f"{credit.idempotency_key}:{credit.user_kind}:{asset}",
-                    user_id=credit.user_id,
-                    account_kind=credit.user_kind,
-                    asset=asset,
-                    amount=credit.amount,
-                    kind=credit.kind,
-                    expires_at=credit.expires_at,
-                )
+        # Both legs of every transaction in one statement (the balance check
+        # is per statement), and the user leg's payout instruction with it.
+        cursor.execute(
+            """
+            WITH legs AS (
+                INSERT INTO ledger_posting (transaction_id, account_id, asset, amount, posted_at)
+                SELECT f.tx_id, f.funding_account_id, f.asset, -f.amount, %(now)s
+                FROM ledger_credit_fresh f
+                UNION ALL
+                SELECT f.tx_id, a.id, f.asset, f.amount, %(now)s
+                FROM ledger_credit_fresh f JOIN ledger_account a ON a.code = f.user_code
+                RETURNING id, transaction_id, amount
             )
-            report.amount_by_asset[asset] = report.amount_by_asset.get(asset, Decimal(0)) + (
-                credit.amount
-            )
-        _copy_postings(posting_ids, tx_ids, account_ids, assets, amounts, now)
-        _insert_payouts(payouts, now)
-        report.posted = len(fresh)
+            INSERT INTO ledger_payoutinstruction (transaction_id, posting_id, idempotency_key,
+                user_id, account_kind, asset, amount, kind, expires_at, created_at, acked_by)
+            SELECT f.tx_id, l.id, f.payout_key, f.user_id, f.user_kind, f.asset, f.amount, f.kind,
+                f.expires_at, %(now)s, ''
+            FROM legs l JOIN ledger_credit_fresh f ON f.tx_id = l.transaction_id
+            WHERE l.amount > 0
+            """,
+            params,
+        )
+        report.posted = posted
     return report
+
+
+def _stage(credits: Iterable[UserCredit], chunk: int = 10_000) -> int:
+    """COPY the credits into the staging table, checking each; returns how many.
+
+    Taken from the iterable a chunk at a time, outside the COPY: a caller's
+    generator may itself read the database on this connection."""
+    raw = connection.connection
+    assert raw is not None
+    count = 0
+    pending = iter(credits)
+    while rows := [_staging_row(count + n + 1, c) for n, c in enumerate(islice(pending, chunk))]:
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(
+                "COPY ledger_credit_staging (ord, idempotency_key, kind, funding_account_id, asset,"
+                " user_id, user_kind, user_code, payout_key, amount, cause, expires_at, memo)"
+                " FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        count += len(rows)
+    return count
+
+
+def _staging_row(ord_: int, credit: UserCredit) -> tuple[Any, ...]:
+    if credit.amount <= 0:
+        raise ValueError(f"credit {credit.idempotency_key}: amount must be > 0")
+    if credit.amount != round_payout(credit.amount):
+        raise ValueError(
+            f"credit {credit.idempotency_key}: {credit.amount} is not rounded down to"
+            " the asset's precision; round the final amount once with round_payout"
+        )
+    source = credit.funding_account
+    if source.kind != AccountKind.FUNDING:
+        raise ValueError(f"credit {credit.idempotency_key}: source is not a funding account")
+    return (
+        ord_,
+        credit.idempotency_key,
+        credit.kind,
+        source.pk,
+        source.asset,
+        credit.user_id,
+        credit.user_kind,
+        user_account_code(credit.user_id, credit.user_kind, source.asset),
+        payout_key(credit.idempotency_key, credit.user_kind, source.asset),
+        credit.amount,
+        _cause_json(credit.cause),
+        credit.expires_at,
+        credit.memo,
+    )
+
+
+def payout_key(idempotency_key: str, user_kind: str, asset: str) -> str:
+    """The key of a credit's payout instruction (what the wallet service dedupes on)."""
+    return f"{idempotency_key}:{user_kind}:{asset}"
 
 
 def reserve_funding(account: Account, needed: Decimal) -> Account:
@@ -346,64 +432,6 @@ def reserve_funding(account: Account, needed: Decimal) -> Account:
     if needed > locked.balance:
         raise InsufficientFunds(locked.code, needed, locked.balance)
     return locked
-
-
-def post_credits_in_batches(credits: Iterable[UserCredit], *, batch: int = 5_000) -> CreditReport:
-    """:func:`post_user_credits` over any number of credits, ``batch`` at a time
-    (bounded memory), in the caller's transaction."""
-    total = CreditReport()
-    pending: list[UserCredit] = []
-    for credit in credits:
-        pending.append(credit)
-        if len(pending) == batch:
-            _add(total, post_user_credits(pending))
-            pending = []
-    if pending:
-        _add(total, post_user_credits(pending))
-    return total
-
-
-def _add(total: CreditReport, report: CreditReport) -> None:
-    total.posted += report.posted
-    total.duplicates += report.duplicates
-    for asset, amount in report.amount_by_asset.items():
-        total.amount_by_asset[asset] = total.amount_by_asset.get(asset, Decimal(0)) + amount
-
-
-def _ensure_user_accounts(
-    cursor: Any, credits: Any, now: dt.datetime
-) -> dict[tuple[str, str, str], int]:
-    wanted = sorted({(c.user_id, c.user_kind, c.funding_account.asset) for c in credits})
-    codes = [user_account_code(*key) for key in wanted]
-    select = "SELECT user_id, user_kind, asset, id FROM ledger_account WHERE code = ANY(%b::text[])"
-    with binary_cursor() as binary:
-        # Most users already have their account: look first, insert only the missing.
-        binary.execute(select, [codes])
-        found = {(user_id, kind, asset): pk for user_id, kind, asset, pk in binary.fetchall()}
-        missing = [key for key in wanted if key not in found]
-        if missing:
-            binary.execute(
-                """
-                INSERT INTO ledger_account
-                    (code, kind, asset, program, user_id, user_kind, balance, created_at)
-                SELECT code, 'user', asset, '', uid, ukind, 0, %b
-                FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[])
-                    AS t(code, uid, ukind, asset)
-                ON CONFLICT (code) DO NOTHING
-                """,
-                [
-                    now,
-                    [user_account_code(*key) for key in missing],
-                    [key[0] for key in missing],
-                    [key[1] for key in missing],
-                    [key[2] for key in missing],
-                ],
-            )
-            binary.execute(select, [[user_account_code(*key) for key in missing]])
-            found.update(
-                {(user_id, kind, asset): pk for user_id, kind, asset, pk in binary.fetchall()}
-            )
-    return found
 
 
 def _cause_json(cause: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from ledger.bookkeeping import (
     InsufficientFunds,
     UserCredit,
     open_funding_account,
-    post_credits_in_batches,
+    post_user_credits,
     reserve_funding,
 )
 from ledger.event_store import DomainEvent, append_domain_events
@@ -265,7 +265,7 @@ def _pay_program(
                 f"voucher program {program.slug}: compensation of {amount} {program.asset} for {day}"
                 f" exceeds its funding of {short.available}; nothing was paid",
             ) from None
-        post_credits_in_batches(
+        post_user_credits(
             UserCredit(
                 idempotency_key=f"voucher:{program.slug}:{user_id}:{day.isoformat()}",
                 kind="voucher.compensation",

@@ -94,12 +94,19 @@ class LedgerTransaction(models.Model):
 class Posting(models.Model):
     """One leg of a transaction: a signed amount on one account (append-only)."""
 
+    # References are checked once per INSERT statement by a trigger (migration
+    # 0006), not row by row: a row-level foreign key locked the referenced
+    # account and transaction for every posting of a payout run.
     transaction = models.ForeignKey(
-        LedgerTransaction, on_delete=models.PROTECT, related_name="postings"
+        LedgerTransaction, on_delete=models.PROTECT, related_name="postings", db_constraint=False
     )
     # Indexed by posting_account_time below, whose first column serves lookups by account.
     account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, related_name="postings", db_index=False
+        Account,
+        on_delete=models.PROTECT,
+        related_name="postings",
+        db_index=False,
+        db_constraint=False,
     )
     asset = models.CharField(max_length=16)
     amount = models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS)

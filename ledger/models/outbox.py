@@ -15,11 +15,17 @@ class PayoutInstruction(models.Model):
     """
 
     # Not indexed: instructions are found by id, user or posting, never by transaction.
+    # Checked per INSERT statement by a trigger (ledger migration 0006): the
+    # posting exists and belongs to this transaction.
     transaction = models.ForeignKey(
-        "ledger.LedgerTransaction", on_delete=models.PROTECT, related_name="payouts", db_index=False
+        "ledger.LedgerTransaction",
+        on_delete=models.PROTECT,
+        related_name="payouts",
+        db_index=False,
+        db_constraint=False,
     )
     posting = models.OneToOneField(
-        "ledger.Posting", on_delete=models.PROTECT, related_name="payout"
+        "ledger.Posting", on_delete=models.PROTECT, related_name="payout", db_constraint=False
     )
     # Unique through a constraint, not unique=True: no extra LIKE index to keep
     # up on the hot insert path.

@@ -1,4 +1,5 @@
-"""The database itself refuses UPDATE and DELETE of events, transactions and postings."""
+"""The database itself refuses UPDATE and DELETE of events, transactions and
+postings, and checks what postings and payout instructions refer to."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from decimal import Decimal
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from ledger.bookkeeping import Leg, open_funding_account, post_transaction, treasury_account
+from ledger.bookkeeping import (
+    Leg,
+    UserCredit,
+    open_funding_account,
+    post_transaction,
+    post_user_credits,
+    treasury_account,
+)
 from ledger.ingestion import ingest
 from tests import events
 
@@ -56,3 +64,58 @@ def test_an_unbalanced_posting_is_refused(one_of_each: None) -> None:
             "INSERT INTO ledger_posting (transaction_id, account_id, asset, amount, posted_at)"
             " SELECT transaction_id, account_id, asset, 1, posted_at FROM ledger_posting LIMIT 1"
         )
+
+
+@pytest.fixture
+def one_credit(one_of_each: None) -> None:
+    account = open_funding_account(program="test", asset="USDT")
+    post_user_credits(
+        [UserCredit("c1", "test.credit", account, "u_1", Decimal("2"), cause={"why": "test"})]
+    )
+
+
+@pytest.mark.parametrize(
+    ("sql", "error"),
+    [
+        # A balanced pair naming a transaction that does not exist.
+        (
+            "INSERT INTO ledger_posting (transaction_id, account_id, asset, amount, posted_at)"
+            " SELECT 999999, account_id, asset, amount, posted_at FROM ledger_posting",
+            "transaction 999999, which does not exist",
+        ),
+        # A balanced pair naming an account that does not exist.
+        (
+            "INSERT INTO ledger_posting (transaction_id, account_id, asset, amount, posted_at)"
+            " SELECT transaction_id, 999999, asset, amount, posted_at FROM ledger_posting"
+            " WHERE transaction_id = (SELECT min(transaction_id) FROM ledger_posting)",
+            "account 999999 in USDT, which does not exist",
+        ),
+        # A payout instruction pointing at the funding leg instead of the user's.
+        (
+            "INSERT INTO ledger_payoutinstruction (transaction_id, posting_id, idempotency_key,"
+            " user_id, account_kind, asset, amount, kind, created_at, acked_by)"
+            " SELECT p.transaction_id, p.id, 'forged', 'u_1', 'spot', 'USDT', 2, 'x', now(), ''"
+            " FROM ledger_posting p WHERE p.amount = -2",
+            "does not match a user posting",
+        ),
+        ("UPDATE ledger_payoutinstruction SET amount = 3", "only its delivery fields"),
+        ("UPDATE ledger_payoutinstruction SET user_id = 'u_2'", "only its delivery fields"),
+        ("DELETE FROM ledger_payoutinstruction", "append-only"),
+        ("DELETE FROM ledger_account", "append-only"),
+    ],
+)
+def test_references_and_payouts_are_guarded_by_the_database(
+    one_credit: None, sql: str, error: str
+) -> None:
+    with (
+        pytest.raises(DatabaseError, match=error),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql)
+
+
+def test_delivery_fields_of_a_payout_may_change(one_credit: None) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE ledger_payoutinstruction SET published_at = now(), acked_by = 'w'")
+        assert cursor.rowcount == 1
