@@ -25,7 +25,7 @@ from campaigns import rules, selectors
 from campaigns.models import Campaign, DailySpin, Participant, SpinAllowance
 from config import clock
 from ledger.bookkeeping import open_funding_account
-from ledger.event_store import DomainEvent, append_domain_event
+from ledger.event_store import DomainEvent, append_domain_event, take_append_lock
 
 logger = logging.getLogger(__name__)
 
@@ -234,6 +234,9 @@ def spin(campaign: Campaign, user_id: str, kind: str) -> SpinOutcome:
 
 def _spin(campaign: Campaign, user_id: str, kind: str, now: dt.datetime) -> SpinOutcome:
     with transaction.atomic():
+        # The log's append lock before any row lock: ingestion takes it first and
+        # then its projectors update these rows, so the other order deadlocks.
+        take_append_lock()
         participant = (
             Participant.objects.select_for_update()
             .filter(campaign=campaign, user_id=user_id)
