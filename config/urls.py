@@ -11,4 +11,5 @@ urlpatterns = [
     path("api/v1/", include("vouchers.urls")),
     path("api/v1/", include("referrals.urls")),
     path("api/v1/", include("earn.urls")),
+    path("", include("monitoring.urls")),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -88,7 +89,7 @@ class EarnView(APIView):
             " `today.estimate`: the interest those snapshots would give (the final figure"
             " comes from the snapshots actually taken)."
         ),
-        responses={200: serializers.DictField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
         user_id = caller_user_id(request)
@@ -130,7 +131,7 @@ class InterestView(APIView):
             " portions with their APRs, the interest (portion x APR / 365, rounded down"
             " to 8 decimals once) and its status: `accrued` (paid the next day) or `paid`."
         ),
-        responses={200: serializers.DictField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
         rows = selectors.interest_history(caller_user_id(request))

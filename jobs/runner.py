@@ -6,11 +6,16 @@ and the loser records a ``skipped`` run instead of waiting. Jobs themselves
 are idempotent (every credit has an idempotency key), so running a key again
 after it finished pays nothing twice; the lock only keeps runs from
 overlapping.
+
+Every log line written during a run, by the job or anything it calls, carries
+the run's ``job_id`` (``JobRun`` id, job name and key), so one run's lines can be
+pulled from the logs of all workers at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 import traceback
@@ -22,6 +27,9 @@ from django.utils.timezone import is_aware
 from config import clock
 from jobs.models import JobRun, JobRunStatus
 from jobs.registry import JobSpec, get_job
+from monitoring.logs import job_context
+
+logger = logging.getLogger(__name__)
 
 
 class JobFailed(RuntimeError):
@@ -63,24 +71,35 @@ def run_job(
         started_at=clock.now(),
         host=f"{socket.gethostname()}:{os.getpid()}",
     )
-    lock_name = f"job:{name}:{key}"
+    with job_context(f"{run.pk}:{name}:{key}"):
+        return _run_locked(spec, run, day=day, at=at)
+
+
+def _run_locked(
+    spec: JobSpec, run: JobRun, *, day: dt.date | None, at: dt.datetime | None
+) -> JobRun:
+    lock_name = f"job:{run.job}:{run.key}"
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [lock_name])
         row = cursor.fetchone()
     locked = bool(row and row[0])
     if not locked:
         _finish(run, JobRunStatus.SKIPPED, error="another run of this job and key held the lock")
+        logger.warning("job %s [%s] skipped: another run holds the lock", run.job, run.key)
         return run
+    logger.info("job %s [%s] started (%s)", run.job, run.key, run.trigger)
     try:
         kwargs: dict[str, Any] = {"day": day} if spec.key == "day" else {"at": at}
         counts = spec.func(**kwargs) or {}
     except Exception:
         _finish(run, JobRunStatus.FAILED, error=traceback.format_exc())
+        logger.exception("job %s [%s] failed", run.job, run.key)
         raise JobFailed(run) from None
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [lock_name])
     _finish(run, JobRunStatus.SUCCEEDED, counts=counts)
+    logger.info("job %s [%s] succeeded in %.3f s: %s", run.job, run.key, run.duration, run.counts)
     return run
 
 

@@ -8,6 +8,9 @@ reason. Every input ends in exactly one of three outcomes:
   (at-least-once delivery): harmless, nothing changes;
 - ``rejected``: malformed, or the same ``event_id`` with a *different* body (a
   conflict: the first body stands). Kept in quarantine with its field errors.
+
+Each batch also adds its outcomes to the ingestion tallies that ``/metrics``
+reports (``monitoring.tallies``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from config import clock
 from ledger import event_store, projection
 from ledger.contract import FieldError, InboundEvent, parse_json, validate_event
 from ledger.models import QuarantinedInput, QuarantineStatus
+from monitoring.tallies import record_ingestion
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -167,18 +171,21 @@ def commit(batch: PreparedBatch, *, source: str, quarantine: bool = True) -> Ing
         event_store.take_append_lock()
         stored = event_store.stored_hashes(list(candidates))
         new_events: list[InboundEvent] = []
+        duplicates: list[InboundEvent] = []
         for event_id, (index, event) in candidates.items():
             known = stored.get(event_id)
             if known is None:
                 new_events.append(event)
                 outcomes[index] = Outcome(index, event_id, ACCEPTED)
             elif known == event.body_hash:
+                duplicates.append(event)
                 outcomes[index] = Outcome(index, event_id, DUPLICATE)
             else:
                 rejections.append(_conflict(index, items[index], event))
         for index, event in batch.in_batch_duplicates:
             first_hash = candidates[event.event_id][1].body_hash
             if event.body_hash == first_hash:
+                duplicates.append(event)
                 outcomes[index] = Outcome(index, event.event_id, DUPLICATE)
             else:
                 rejections.append(_conflict(index, items[index], event))
@@ -196,6 +203,14 @@ def commit(batch: PreparedBatch, *, source: str, quarantine: bool = True) -> Ing
                 rejection.errors,
                 quarantine_id=row.pk if row is not None else None,
             )
+        # A replay (quarantine=False) of a still-rejected input was counted when
+        # it was first quarantined.
+        record_ingestion(
+            source=source,
+            accepted=[event.type for event in new_events],
+            duplicate=[event.type for event in duplicates],
+            rejected=[(r.event_type, r.reason) for r in rejections] if quarantine else [],
+        )
 
     assert all(outcome is not None for outcome in outcomes)
     return IngestReport([outcome for outcome in outcomes if outcome is not None])
@@ -240,15 +255,18 @@ def quarantine_unprocessable(raw: Any, *, source: str, message: str) -> Quaranti
     entry that keeps failing), so that it never blocks the door behind it."""
     body, _ = parse_json(raw) if isinstance(raw, str | bytes) else (raw, [])
     event_id, event_type = _identity(body)
-    return QuarantinedInput.objects.create(
-        received_at=clock.now(),
-        source=source,
-        raw=_as_text(raw),
-        event_id=event_id,
-        event_type=event_type,
-        reason=UNPROCESSABLE,
-        errors=[{"field": "(entry)", "message": message}],
-    )
+    with transaction.atomic():
+        entry = QuarantinedInput.objects.create(
+            received_at=clock.now(),
+            source=source,
+            raw=_as_text(raw),
+            event_id=event_id,
+            event_type=event_type,
+            reason=UNPROCESSABLE,
+            errors=[{"field": "(entry)", "message": message}],
+        )
+        record_ingestion(source=source, rejected=[(event_type, UNPROCESSABLE)])
+    return entry
 
 
 def replay_quarantined(entry: QuarantinedInput, *, raw: str | None = None, by: str) -> Outcome:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,7 +20,7 @@ class MyReferralView(APIView):
     @extend_schema(
         operation_id="my_referral",
         summary="The caller's code, link, tier and rate per program, and number of referees",
-        responses={200: serializers.DictField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
         user_id = caller_user_id(request)
@@ -49,7 +49,7 @@ class MyInviteesView(APIView):
     @extend_schema(
         operation_id="my_invitees",
         summary="The caller's referees (masked): since when, valid until, status",
-        responses={200: serializers.DictField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
         user_id = caller_user_id(request)
@@ -73,7 +73,7 @@ class MyCommissionsView(APIView):
             "Status: `settled` (to be paid the next day), `paid`, or `invalid rebate`"
             " (the relation was invalidated before payment: never paid)."
         ),
-        responses={200: serializers.DictField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
         user_id = caller_user_id(request)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -66,7 +67,7 @@ class GrantView(APIView):
         request=inline_serializer(
             "GrantBatch", {"grants": serializers.ListField(child=serializers.DictField())}
         ),
-        responses={200: serializers.DictField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
         body = request.data
@@ -167,7 +168,7 @@ class OrderExplanationView(APIView):
     @extend_schema(
         operation_id="why_voucher_for_order",
         summary="Why an order did or did not use a voucher",
-        responses={200: serializers.DictField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, order_id: str) -> Response:
         user_id = caller_user_id(request)
