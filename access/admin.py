@@ -4,12 +4,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from access.audit import AuditedAdmin
 from access.models import ServiceToken
 from access.services import revoke_service_token
 
 
 @admin.register(ServiceToken)
-class ServiceTokenAdmin(admin.ModelAdmin):
+class ServiceTokenAdmin(AuditedAdmin):
     """Tokens are created with `manage.py create_service_token NAME` (shown once);
     here ops list them and revoke them."""
 

@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig, apps
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, post_save
 
 
 def _sync_groups(sender: AppConfig, **kwargs: Any) -> None:
@@ -21,4 +21,12 @@ class AccessConfig(AppConfig):
     verbose_name = "Access: service tokens and staff roles"
 
     def ready(self) -> None:
+        # Registers the bearer schemes with the OpenAPI generator.
+        from access import openapi  # noqa: F401
+
         post_migrate.connect(_sync_groups, sender=self, dispatch_uid="access.sync_staff_groups")
+        from django.contrib.admin.models import LogEntry
+
+        from access.audit import record_admin_action
+
+        post_save.connect(record_admin_action, sender=LogEntry, dispatch_uid="access.audit")

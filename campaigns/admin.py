@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from access.audit import AuditedAdmin
 from campaigns import selectors, services
 from campaigns.models import (
     Campaign,
@@ -28,7 +29,7 @@ from ledger.admin import ReadOnlyAdmin
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(AuditedAdmin):
     list_display = (
         "slug",
         "title",
@@ -40,6 +41,8 @@ class CampaignAdmin(admin.ModelAdmin):
     )
     search_fields = ("slug", "title")
     readonly_fields = (
+        # Set by services.create_campaign: not a field ops fill in.
+        "created_at",
         "seed_hash",
         "budget_summary",
         "drawn_at",
@@ -98,7 +101,7 @@ class InvitationUploadForm(forms.Form):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(AuditedAdmin):
     list_display = ("user_id", "campaign", "invited_at", "source")
     list_filter = ("campaign",)
     search_fields = ("=user_id",)

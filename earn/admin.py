@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from access.audit import AuditedAdmin
 from config import clock
 from earn import rules
 from earn.jobs import POOL_PROGRAM
@@ -61,7 +62,7 @@ class EarnTermsForm(forms.ModelForm):
 
 
 @admin.register(EarnTerms)
-class EarnTermsAdmin(admin.ModelAdmin):
+class EarnTermsAdmin(AuditedAdmin):
     form = EarnTermsForm
     list_display = TERMS_FIELDS
 

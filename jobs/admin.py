@@ -3,11 +3,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from access.audit import AuditedAdmin
 from jobs.models import JobRun
 
 
 @admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
+class JobRunAdmin(AuditedAdmin):
     """Every run of every job. Schedules themselves (and their pause switch) are
     under Periodic tasks."""
 

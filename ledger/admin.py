@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from access.audit import AuditedAdmin
 from ledger.bookkeeping import fund_account
 from ledger.ingestion import discard_quarantined, replay_quarantined
 from ledger.models import (
@@ -38,7 +39,7 @@ from ledger.models import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedAdmin):
     """Facts are appended by the product, never edited by hand."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -69,7 +70,7 @@ class EventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(QuarantinedInput)
-class QuarantinedInputAdmin(admin.ModelAdmin):
+class QuarantinedInputAdmin(AuditedAdmin):
     list_display = (
         "id",
         "received_at",

@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
 
+from access.audit import AuditedAdmin
 from config import clock
 from ledger.admin import ReadOnlyAdmin
 from referrals.jobs import _settle_day
@@ -43,13 +44,13 @@ class ReferralCodeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CommunityPartner)
-class CommunityPartnerAdmin(admin.ModelAdmin):
+class CommunityPartnerAdmin(AuditedAdmin):
     list_display = ("user_id", "since", "until", "note")
     search_fields = ("=user_id",)
 
 
 @admin.register(ProgramTerms)
-class ProgramTermsAdmin(admin.ModelAdmin):
+class ProgramTermsAdmin(AuditedAdmin):
     list_display = ("program", "effective_from", "validity_days", "tiers", "partner_rate")
     list_filter = ("program",)
 

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from access.audit import AuditedAdmin
 from ledger.admin import ReadOnlyAdmin
 from vouchers import selectors, services
 from vouchers.models import Consumption, Voucher, VoucherProgram, VoucherTemplate
@@ -24,7 +25,7 @@ class TemplateInline(admin.TabularInline):
 
 
 @admin.register(VoucherProgram)
-class VoucherProgramAdmin(admin.ModelAdmin):
+class VoucherProgramAdmin(AuditedAdmin):
     list_display = ("slug", "title", "asset", "funding_program", "budget", "budget_alert_at")
     readonly_fields = ("budget", "budget_alert", "budget_alert_at")
     inlines = [TemplateInline]
