@@ -4,13 +4,18 @@ Every part of the product reads the current instant from :func:`now`. Jobs
 never call it inside their logic: they take their day or instant as an
 argument, and only their schedulers (Beat, the command line) ask the clock.
 ``FROZEN_NOW`` (RFC 3339) freezes the clock for a whole process, which tests,
-reruns and acceptance runs use; production settings refuse it.
+reruns and acceptance runs use. ``TIME_LAPSE`` (``<instant>@<unix seconds>x<speed>``)
+makes it run faster: the clock reads ``<instant>`` at the real moment ``<unix
+seconds>`` and advances ``<speed>`` times as fast as real time, the same in
+every process that inherits the variable; the demo's time-lapse plays a whole
+campaign with it. Production settings refuse both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 
 UTC = dt.UTC
 
@@ -27,7 +32,40 @@ def now() -> dt.datetime:
     frozen = os.environ.get("FROZEN_NOW")
     if frozen:
         return parse_instant(frozen)
+    lapse = os.environ.get("TIME_LAPSE")
+    if lapse:
+        return lapsed(lapse, time.time())
     return dt.datetime.now(tz=UTC)
+
+
+def real_now() -> dt.datetime:
+    """The wall clock, ignoring ``FROZEN_NOW`` and ``TIME_LAPSE``: only for what
+    the outside world checks against real time (a JWT's expiry)."""
+    return dt.datetime.now(tz=UTC)
+
+
+def start_time_lapse(speed: int) -> str:
+    """The ``TIME_LAPSE`` value for a clock that starts now, ``speed`` times as fast."""
+    return time_lapse(now(), time.time(), speed)
+
+
+def time_lapse(start: dt.datetime, origin: float, speed: int) -> str:
+    """The ``TIME_LAPSE`` value for a clock reading ``start`` at real ``origin``."""
+    return f"{start.isoformat()}@{origin:.6f}x{speed}"
+
+
+def lapsed(spec: str, real: float) -> dt.datetime:
+    """The time-lapse clock's reading at the real moment ``real`` (unix seconds)."""
+    try:
+        start_text, rest = spec.rsplit("@", 1)
+        origin_text, speed_text = rest.split("x", 1)
+        start, origin, speed = parse_instant(start_text), float(origin_text), int(speed_text)
+    except ValueError:
+        raise ValueError(
+            f"TIME_LAPSE {spec!r}: expected <instant>@<unix seconds>x<speed>"
+        ) from None
+    elapsed_us = round((real - origin) * 1_000_000) * speed
+    return start + dt.timedelta(microseconds=elapsed_us)
 
 
 def today() -> dt.date:

@@ -47,11 +47,21 @@ def _manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, check=True)  # noqa: S603
 
 
-def serve(port: int, workers: int) -> int:
+def serve(port: int, workers: int, *, demo: bool, speed: int | None) -> int:
+    """Run the service; with ``demo``, load the demo world and play the simulated
+    exchange into it; with ``speed``, on a time-lapse clock ``speed`` times as fast,
+    the scheduled jobs driven on that clock instead of by Beat."""
     _servers()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from config import clock
+
+    if speed:
+        os.environ["TIME_LAPSE"] = clock.start_time_lapse(speed)
     _manage("migrate", "--noinput")
     _manage("collectstatic", "--noinput", "--verbosity", "0")
+    start = clock.now().isoformat()
+    if demo:
+        _manage("load_demo_world", "--start", start, "--port", str(port))
     commands = {
         "web": [
             PYTHON,
@@ -78,13 +88,24 @@ def serve(port: int, workers: int) -> int:
             "2",
         ],
         "beat": [PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO"],
-        "consumer": [PYTHON, "manage.py", "consume_events"],
+        "consumer": [PYTHON, "manage.py", "consume_events", "--no-progress"],
     }
+    if speed:
+        # Beat keeps real time; under a time-lapse the jobs follow the project's clock.
+        del commands["beat"], commands["worker"]
+        commands["jobs"] = [PYTHON, "manage.py", "drive_jobs"]
+    if demo:
+        commands["exchange"] = [PYTHON, "manage.py", "simulate_exchange", "--start", start]
     children = {
         name: subprocess.Popen(argv, cwd=BASE_DIR)  # noqa: S603
         for name, argv in commands.items()
     }
-    print(f"serving on http://127.0.0.1:{port}/  (admin /admin/, API docs /api/docs/)", flush=True)
+    print(
+        f"serving on http://127.0.0.1:{port}/  (admin /admin/, API docs /api/docs/)"
+        + (f"; time-lapse x{speed}" if speed else "")
+        + ("; Ctrl-C stops everything" if demo else ""),
+        flush=True,
+    )
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -131,12 +152,26 @@ def main() -> None:
     serve_parser.add_argument(
         "--workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2"))
     )
+    serve_parser.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="the service alone, as production runs it (also REWARDS_DEMO=0; always in production)",
+    )
+    serve_parser.add_argument(
+        "--time-lapse",
+        type=int,
+        metavar="SPEED",
+        help="run the clock SPEED times as fast (e.g. 2000: a day in 43 s) to watch a whole"
+        " campaign: registration, spins, the end, the draw, bonuses and next-day payouts",
+    )
     sub.add_parser("test", help="the whole test suite (extra arguments go to pytest)")
     args, rest = parser.parse_known_args()
     if args.command == "serve":
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
-        sys.exit(serve(args.port, args.workers))
+        production = os.environ.get("DJANGO_ENV", "").lower() == "production"
+        demo = not (args.no_demo or production or os.environ.get("REWARDS_DEMO") == "0")
+        sys.exit(serve(args.port, args.workers, demo=demo, speed=args.time_lapse))
     sys.exit(test(rest))
 
 

@@ -11,7 +11,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT_CODE = ["access", "config", "jobs", "ledger", "campaigns", "vouchers", "referrals", "earn"]
+PRODUCT_CODE = [
+    "access",
+    "config",
+    "jobs",
+    "ledger",
+    "campaigns",
+    "vouchers",
+    "referrals",
+    "earn",
+    "monitoring",
+    "support",
+    "demo",
+]
 WALL_CLOCK = re.compile(
     r"datetime\.now\(|timezone\.now|\.utcnow\(|time\.time\(\)|date\.today\(|auto_now"
 )

@@ -31,6 +31,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--until-idle", action="store_true", help="exit once the stream has nothing left"
         )
+        parser.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="no running counts on stderr (beside other processes' logs)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         stop = threading.Event()
@@ -52,8 +57,10 @@ class Command(BaseCommand):
         self.stderr.write(
             f"consuming {consumer.stream} as {consumer.name} in group {consumer.group}"
         )
-        stats = consumer.run(stop=stop, idle_exit=options["until_idle"], on_batch=self._progress)
-        sys.stderr.write("\n")
+        on_batch = None if options["no_progress"] else self._progress
+        stats = consumer.run(stop=stop, idle_exit=options["until_idle"], on_batch=on_batch)
+        if on_batch is not None:
+            sys.stderr.write("\n")
         self.stdout.write(_summary(stats))
 
     def _progress(self, stats: ConsumerStats) -> None:

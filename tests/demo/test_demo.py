@@ -1,0 +1,121 @@
+"""The README's first command with the demo world, on a time-lapse: started,
+left to run, and checked to have moved money through the ledger soundly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[2]
+# A simulated day in 21.6 s: the demo's three-day campaign is over, drawn and
+# paid, with every program's next-day payouts, within about two minutes.
+SPEED = 4000
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def demo_database() -> Iterator[str]:
+    """A database of its own (the demo migrates and fills it), dropped afterwards."""
+    base = os.environ["DATABASE_URL"]
+    name = f"rewards_demo_{os.getpid()}"
+    admin = urlunparse(urlparse(base)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+    yield urlunparse(urlparse(base)._replace(path=f"/{name}"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def _credits(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT t.kind, count(*) FROM ledger_payoutinstruction p"
+            " JOIN ledger_ledgertransaction t ON t.id = p.transaction_id GROUP BY t.kind"
+        ).fetchall()
+    return dict(rows)
+
+
+def test_the_demo_moves_money_through_a_sound_ledger(demo_database: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": demo_database,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_ENV": "development",
+        # Streams of its own: nothing left over from another run is read.
+        "EVENT_STREAM": f"demo-test-{os.getpid()}.events",
+        "PAYOUT_STREAM": f"demo-test-{os.getpid()}.payouts",
+    }
+    env.pop("FROZEN_NOW", None)
+    port = _free_port()
+    log = tmp_path / "demo.log"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "config.launch", "serve", "--port", str(port), "--workers", "1",
+         "--time-lapse", str(SPEED)],
+        cwd=ROOT,
+        env=env,
+        # A file, not a pipe: nobody reads a pipe while the demo runs, and a full one
+        # would stop every process writing to it.
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    wanted = {
+        "campaign.daily_prize",
+        "voucher.compensation",
+        "referral.commission",
+        "earn.interest",
+    }
+    credits: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and demo.poll() is None:
+            time.sleep(5)
+            try:
+                credits = _credits(demo_database)
+            except psycopg.Error:
+                continue  # not migrated yet
+            if wanted <= set(credits):
+                break
+    finally:
+        # Ctrl-C in a terminal signals the whole process group.
+        os.killpg(demo.pid, signal.SIGINT)
+        try:
+            demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    output = log.read_text(errors="replace")
+    assert wanted <= set(credits), f"credits so far: {credits}\n{output[-4000:]}"
+    assert demo.returncode == 0, output[-4000:]
+    assert "admin" in output and "JWT" in output  # it said where to look
+    verify = subprocess.run(
+        [sys.executable, "manage.py", "verify_ledger"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0 and "ledger sound" in verify.stdout, verify.stdout
+    redis.Redis.from_url(env["REDIS_URL"]).delete(env["EVENT_STREAM"], env["PAYOUT_STREAM"])
