@@ -182,3 +182,15 @@ def test_job_failed_carries_the_run() -> None:
     with pytest.raises(JobFailed) as failure:
         run_job("test_fail", day=dt.date(2026, 11, 1))
     assert failure.value.run.status == "failed"
+
+
+def test_a_long_run_job_shows_it_is_alive(capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from jobs.management.commands.run_job import _elapsed_ticker
+
+    with _elapsed_ticker("settle_referrals [2026-11-20]", every=0.05):
+        time.sleep(0.18)
+    err = capsys.readouterr().err
+    assert "settle_referrals [2026-11-20]: still running after 0 s" in err
+    assert err.count("still running") >= 2

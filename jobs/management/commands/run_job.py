@@ -2,6 +2,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -46,8 +51,10 @@ class Command(BaseCommand):
             raise CommandError(f"{spec.name} decides a business day: give --day YYYY-MM-DD")
         if spec.key == "instant" and options["at"] is None:
             raise CommandError(f"{spec.name} runs as of an instant: give --at TIMESTAMP")
+        key = options["day"] or options["at"]
         try:
-            run = run_job(spec.name, day=options["day"], at=options["at"], trigger="command")
+            with _elapsed_ticker(f"{spec.name} [{key}]"):
+                run = run_job(spec.name, day=options["day"], at=options["at"], trigger="command")
         except ValueError as error:
             raise CommandError(str(error)) from None
         except JobFailed as failure:
@@ -62,3 +69,32 @@ class Command(BaseCommand):
         )
         if run.status == JobRunStatus.SKIPPED:
             raise CommandError(f"{spec.name} [{run.key}] is already running elsewhere; skipped")
+
+
+@contextmanager
+def _elapsed_ticker(label: str, every: float | None = None) -> Iterator[None]:
+    """Show that a long run is alive: on a terminal a line updated every second,
+    in a log a line every 15 seconds. Jobs report their counts when they end."""
+    interactive = sys.stderr.isatty()
+    every = every or (1.0 if interactive else 15.0)
+    done = threading.Event()
+    began = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(every):
+            elapsed = time.monotonic() - began
+            if interactive:
+                sys.stderr.write(f"\r{label}: running {elapsed:.0f} s")
+            else:
+                sys.stderr.write(f"{label}: still running after {elapsed:.0f} s\n")
+            sys.stderr.flush()
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
+        if interactive:
+            sys.stderr.write("\n")
