@@ -24,6 +24,12 @@ def _env_bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).lower() in {"1", "true", "yes", "on"}
 
 
+def _env_rate(name: str, default: str) -> str | None:
+    """An API rate limit such as ``300/min``; ``off`` (or empty) lifts it."""
+    value = os.environ.get(name, default).strip()
+    return None if value.lower() in {"", "off", "none"} else value
+
+
 if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
     if PRODUCTION:
         raise ImproperlyConfigured("production needs DATABASE_URL and REDIS_URL")
@@ -33,6 +39,8 @@ if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
 
 if PRODUCTION and os.environ.get("FROZEN_NOW"):
     raise ImproperlyConfigured("FROZEN_NOW freezes the clock and is refused in production")
+if PRODUCTION and os.environ.get("TIME_LAPSE"):
+    raise ImproperlyConfigured("TIME_LAPSE speeds the clock up and is refused in production")
 
 _DEV_SECRET = "insecure-development-key-not-for-production"  # noqa: S105
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "" if PRODUCTION else _DEV_SECRET)
@@ -59,9 +67,14 @@ INSTALLED_APPS = [
     "vouchers",
     "referrals",
     "earn",
+    "monitoring",
+    "support",
+    "demo",
 ]
 
 MIDDLEWARE = [
+    # First: every log line of the request, other middleware's included, names it.
+    "monitoring.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files from the web process itself: no separate server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -116,6 +129,14 @@ DATABASES = {"default": _database(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ["REDIS_URL"]
+# Shared by every process: what one web worker counts (API rate limits), all see.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "rewards",
+    }
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -145,6 +166,17 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "access.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Counted in Redis (CACHES) per caller; see monitoring/throttling.py.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "monitoring.throttling.ExchangeUserRateThrottle",
+        "monitoring.throttling.ExchangeUserScopedThrottle",
+        "monitoring.throttling.ServiceRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": _env_rate("THROTTLE_USER_RATE", "300/min"),
+        "spin": _env_rate("THROTTLE_SPIN_RATE", "30/min"),
+        "service": _env_rate("THROTTLE_SERVICE_RATE", "6000/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rewards API",
@@ -196,12 +228,19 @@ CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The worker logs through LOGGING below (JSON lines) instead of its own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# One JSON object per line, with the request id or job id when there is one
+# (monitoring/logs.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "monitoring.logs.ContextFilter"}},
+    "formatters": {"json": {"()": "monitoring.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"pgserver": {"level": "WARNING"}},
 }
@@ -214,3 +253,6 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+    # Probes and the scraper call the process directly over plain HTTP; a
+    # redirect would read as "healthy" to them whatever the answer would be.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
