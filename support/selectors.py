@@ -53,6 +53,7 @@ from ledger.models import (
 )
 from ledger.money import format_amount
 from ledger.selectors import user_credits
+from monitoring.metrics import consumer_backlog
 from referrals.jobs import POOL_PROGRAM as REFERRAL_PROGRAM
 from referrals.models import Commission, CommissionPayout, ReferralCode, Relation
 from referrals.selectors import with_state
@@ -1318,7 +1319,8 @@ def stream_lag(
             )
         else:
             pending = int(info["pending"])
-            undelivered = info.get("lag")
+            # Redis before 7 (the embedded one) reports no lag: counted there, once.
+            _, _, undelivered = consumer_backlog(client, stream, group)
             if pending:
                 summary = cast(dict[str, Any], client.xpending(stream, group))
                 candidates.append(_text(summary["min"]))
@@ -1334,7 +1336,7 @@ def stream_lag(
                 length=length,
                 consumers=int(info["consumers"]),
                 pending=pending,
-                undelivered=int(undelivered) if undelivered is not None else None,
+                undelivered=undelivered,
             )
     except redis.RedisError as exc:
         return StreamLag(stream, group, problem=f"Redis did not answer: {exc}")
