@@ -84,15 +84,17 @@ def settle_referrals(*, day: dt.date) -> dict[str, Any]:
 
     Each run covers the log positions appended since the day's previous run,
     so rerunning a day settles only fills that arrived late, never one twice.
-    The scheduled run also reruns the ``LATE_DAYS`` days before."""
+    The scheduled run also reruns the ``LATE_DAYS`` days before, which settles
+    late fills, and in full a day whose own run failed or never happened."""
     if clock.now() < clock.start_of_day(day + dt.timedelta(days=1)):
         raise ReferralRefusal("too_early", f"{day} is settled once it is over")
     result = _settle_day(day)
     for back in range(1, LATE_DAYS + 1):
+        # Settled or not: a day whose run failed or never happened is settled
+        # here in full, one that was is read again from where it stopped.
         earlier = day - dt.timedelta(days=back)
-        if Settlement.objects.filter(day=earlier).exists():
-            late = _settle_day(earlier)
-            result[f"late_{earlier.isoformat()}"] = late["commissions"]
+        late = _settle_day(earlier)
+        result[f"late_{earlier.isoformat()}"] = late["commissions"]
     return result
 
 
@@ -305,6 +307,15 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
         totals = {
             asset: _pay_asset(asset, credits, day) for asset, credits in sorted(by_asset.items())
         }
+        # The log's append lock last, once every row lock of this run is held:
+        # taken between two assets it deadlocked with another payout job
+        # creating the same user accounts.
+        append_domain_events(
+            [
+                _paid_event(day, asset, len(by_asset[asset]), total)
+                for asset, total in sorted(totals.items())
+            ]
+        )
         Distribution.objects.create(
             day=day,
             upto_commission_id=params["upto"],
@@ -374,19 +385,18 @@ def _pay_asset(asset: str, credits: list[rules.CommissionPayout], day: dt.date) 
         )
         for credit in credits
     )
-    append_domain_events(
-        [
-            DomainEvent(
-                event_id=f"referral.commissions_paid:{asset}:{day.isoformat()}",
-                type="referral.commissions_paid",
-                occurred_at=clock.now(),
-                data={
-                    "day": day.isoformat(),
-                    "asset": asset,
-                    "referrers": len(credits),
-                    "amount": format_amount(total),
-                },
-            )
-        ]
-    )
     return total
+
+
+def _paid_event(day: dt.date, asset: str, referrers: int, total: Decimal) -> DomainEvent:
+    return DomainEvent(
+        event_id=f"referral.commissions_paid:{asset}:{day.isoformat()}",
+        type="referral.commissions_paid",
+        occurred_at=clock.now(),
+        data={
+            "day": day.isoformat(),
+            "asset": asset,
+            "referrers": referrers,
+            "amount": format_amount(total),
+        },
+    )

@@ -113,6 +113,8 @@ def with_state(commissions: QuerySet[Commission]) -> QuerySet[Any]:
         asset=OuterRef("asset"),
         day__gte=OuterRef("day"),
         upto_commission_id__gte=OuterRef("id"),
+        # A payout that rounded to nothing only carried the sum on: still waiting.
+        amount__gt=0,
     )
     return commissions.annotate(
         state=Case(

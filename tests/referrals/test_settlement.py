@@ -414,3 +414,31 @@ def test_ops_rerun_a_day_from_the_admin_and_nothing_is_paid_twice(
         "referralcode",
     ):
         assert client.get(f"/admin/referrals/{screen}/").status_code == 200
+
+
+def test_a_day_whose_settlement_never_ran_is_settled_by_the_next_days_run(
+    world: None, clock: Clock
+) -> None:
+    _fill("a", "1", "2026-11-20T08:00:00Z")  # 0.1, day D: its own run never happens
+    clock("2026-11-22T00:15:00Z")
+    result = settle_referrals(day=dt.date(2026, 11, 21))
+    assert result["late_2026-11-20"] == 1
+    assert list(Commission.objects.values_list("day", "amount")) == [(D, Decimal("0.1"))]
+
+
+def test_a_payout_that_rounds_to_nothing_leaves_its_commissions_waiting(
+    world: None, clock: Clock
+) -> None:
+    # 0.00000005 x 10% = 0.000000005: rounds to 0, carried; nothing credited
+    _fill("a", "0.00000005", "2026-11-20T08:00:00Z")
+    clock("2026-11-21T01:00:00Z")
+    settle_referrals(day=D)
+    assert distribute_referral_commissions(day=D)["referrers_paid"] == 0
+    assert list(with_state(Commission.objects.all()).values_list("state", flat=True)) == ["settled"]
+    # next day (20% tier): 0.00000012 x 20% = 0.000000024 + 0.000000005 = 0.000000029
+    _fill("b", "0.00000012", "2026-11-21T08:00:00Z")
+    clock("2026-11-22T01:00:00Z")
+    settle_referrals(day=dt.date(2026, 11, 21))
+    distribute_referral_commissions(day=dt.date(2026, 11, 21))
+    assert [amount for _, amount in _paid()] == [Decimal("0.00000002")]
+    assert set(with_state(Commission.objects.all()).values_list("state", flat=True)) == {"paid"}
