@@ -137,8 +137,9 @@ def main() -> None:
     harness.row("set-up: activations, wallets, positions", f"{time.perf_counter() - started:.0f} s")
 
     for hour in (0, 8, 16):
-        at = f"2026-11-20T{hour:02d}:00:00Z"
-        env = {**os.environ, "FROZEN_NOW": f"2026-11-20T{hour:02d}:02:00Z"}
+        # Each instant is taken once its lateness window (5 minutes) is over.
+        at = f"2026-11-20T{hour:02d}:05:00Z"
+        env = {**os.environ, "FROZEN_NOW": f"2026-11-20T{hour:02d}:05:00Z"}
         seconds, peak, out = harness.child_run(
             [PYTHON, "manage.py", "run_job", "earn_snapshot", "--at", at], env=env
         )

@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 POOL_PROGRAM = "earn"
 # Snapshots and accruals never overlap: an accrual reads a day's snapshots whole.
 EARN_LOCK = 0x5E7E_0004
+# The daily distribution also makes up this many earlier days left unpaid.
+LATE_DAYS = 2
+# An instant is taken this long after it: the exchange's wallet and position
+# reports of that instant reach us within a few minutes.
+SNAPSHOT_LATENESS = dt.timedelta(minutes=5)
 
 SNAPSHOT_SQL = """
 INSERT INTO earn_snapshot (at, user_id, asset, principal, position_value)
@@ -88,10 +93,14 @@ def earn_snapshot(*, at: dt.datetime) -> dict[str, Any]:
     positions, from the latest wallet and position state at or before the
     instant, whenever the job runs.
 
-    Takes every instant of T's day at or before T not taken yet (so a late or
-    missed run catches up); an instant is taken once."""
-    terms = terms_for(at.date())
-    due = [instant for instant in rules.snapshot_instants(at.date(), terms) if instant <= at]
+    Takes every instant of T's day at or before T - ``SNAPSHOT_LATENESS`` not
+    taken yet (so a late or missed run catches up, and events that reach us a
+    few minutes after their instant still count); an instant is taken once,
+    and never before the clock has passed it."""
+    # Never ahead of the clock, and only once late events have had their window.
+    cutoff = min(at, clock.now()) - SNAPSHOT_LATENESS
+    terms = terms_for(cutoff.date())
+    due = [i for i in rules.snapshot_instants(cutoff.date(), terms) if i <= cutoff]
     taken = {instant.isoformat(): take_snapshot(instant, terms) for instant in due}
     return {"snapshots": {k: v for k, v in taken.items() if v is not None}}
 
@@ -199,18 +208,31 @@ def distribute_earn_interest(*, day: dt.date) -> dict[str, Any]:
     account in the asset, one credit per user and asset (key
     ``earn:<user>:<asset>:<D>``), with a payout instruction. Interest of 0 is
     not credited. A day is paid once, however often this runs; all or nothing
-    against the pool's funding."""
+    against the pool's funding. A day not accrued yet is accrued first, and the
+    scheduled run also pays the ``LATE_DAYS`` days before if they are unpaid,
+    so a run that failed (an underfunded pool) or never happened is made up."""
     if clock.now() < clock.start_of_day(day + dt.timedelta(days=1)):
         raise EarnRefusal(
             "too_early", f"Earn interest of {day} is paid from {day + dt.timedelta(days=1)}"
         )
+    result = _distribute_day(day)
+    for back in range(1, LATE_DAYS + 1):
+        earlier = _distribute_day(day - dt.timedelta(days=back))
+        if not earlier.get("already_paid"):
+            result[f"late_{earlier['day']}"] = earlier["credits"]
+    return result
+
+
+def _distribute_day(day: dt.date) -> dict[str, Any]:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EARN_LOCK + 1])
         if EarnDistribution.objects.filter(day=day).exists():
             return {"day": day.isoformat(), "credits": 0, "already_paid": True}
         if not Accrual.objects.filter(day=day).exists():
-            raise EarnRefusal("not_accrued", f"Earn interest of {day} is not accrued yet")
+            # The accrual failed or has not run yet: do it now (it waits for
+            # one in progress, and accrues nothing twice).
+            accrue_earn_interest(day=day)
         totals = {
             asset: total
             for asset, total in DailyInterest.objects.filter(day=day, interest__gt=0)
@@ -221,6 +243,20 @@ def distribute_earn_interest(*, day: dt.date) -> dict[str, Any]:
         credits = 0
         for asset, total in sorted(totals.items()):
             credits += _pay_asset(asset, total, day)
+        # The log's append lock last, once every row lock of this run is held:
+        # taken between two assets it could deadlock with another payout job
+        # creating the same user accounts.
+        append_domain_events(
+            [
+                DomainEvent(
+                    event_id=f"earn.interest_paid:{asset}:{day.isoformat()}",
+                    type="earn.interest_paid",
+                    occurred_at=clock.now(),
+                    data={"day": day.isoformat(), "asset": asset, "amount": format_amount(total)},
+                )
+                for asset, total in sorted(totals.items())
+            ]
+        )
         EarnDistribution.objects.create(
             day=day,
             distributed_at=clock.now(),
@@ -263,15 +299,5 @@ def _pay_asset(asset: str, total: Decimal, day: dt.date) -> int:
             cause={"day": day.isoformat(), "asset": asset},
         )
         for user_id, interest in rows
-    )
-    append_domain_events(
-        [
-            DomainEvent(
-                event_id=f"earn.interest_paid:{asset}:{day.isoformat()}",
-                type="earn.interest_paid",
-                occurred_at=clock.now(),
-                data={"day": day.isoformat(), "asset": asset, "amount": format_amount(total)},
-            )
-        ]
     )
     return report.posted

@@ -59,8 +59,8 @@ def test_status_terms_todays_snapshots_and_estimate(db: None, clock: Clock) -> N
     )
     clock("2026-11-19T12:00:00Z")
     _client("u_1").post("/api/v1/earn/activation")
-    clock("2026-11-20T00:00:00Z")
-    earn_snapshot(at=dt.datetime(2026, 11, 20, tzinfo=dt.UTC))
+    clock("2026-11-20T00:05:00Z")
+    earn_snapshot(at=dt.datetime(2026, 11, 20, 0, 5, tzinfo=dt.UTC))
     # 25,000 left after the first snapshot: the rest of the day is estimated from now.
     ingest(
         [events.wallet("u_1", available="25000", occurred_at="2026-11-20T05:00:00Z")],

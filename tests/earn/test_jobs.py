@@ -12,6 +12,7 @@ from earn.jobs import accrue_earn_interest, distribute_earn_interest, earn_snaps
 from earn.models import DailyInterest, EarnTerms, Snapshot, SnapshotRun
 from earn.selectors import snapshot_from_history
 from earn.services import EarnRefusal, set_active
+from ledger.bookkeeping import fund_account, open_funding_account
 from ledger.ingestion import ingest
 from ledger.models import PayoutInstruction
 from tests import events
@@ -37,9 +38,10 @@ def _state(user: str, available: str, at: str, value: str | None = "100000", **k
 
 
 def _snapshots(day: dt.date, clock: Clock) -> None:
+    # Each instant is taken once its 5-minute lateness window is over.
     for hour in (0, 8, 16):
-        clock(f"{day.isoformat()}T{hour:02d}:00:00Z")
-        earn_snapshot(at=dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC))
+        clock(f"{day.isoformat()}T{hour:02d}:05:00Z")
+        earn_snapshot(at=dt.datetime.combine(day, dt.time(hour, 5), tzinfo=dt.UTC))
 
 
 def _interest(user: str, day: dt.date = D) -> Decimal:
@@ -66,7 +68,14 @@ def test_a_day_from_snapshots_to_spot_credit(pool: None, clock: Clock) -> None:
     assert accrue_earn_interest(day=D)["already_accrued"] is True
     clock("2026-11-21T00:40:00Z")
     paid = distribute_earn_interest(day=D)
-    assert paid == {"day": "2026-11-20", "credits": 2, "amount_USDT": "12.32876712"}
+    # The two days before had nobody active: made up with nothing to pay.
+    assert paid == {
+        "day": "2026-11-20",
+        "credits": 2,
+        "amount_USDT": "12.32876712",
+        "late_2026-11-19": 0,
+        "late_2026-11-18": 0,
+    }
     assert sorted(
         PayoutInstruction.objects.values_list("user_id", "asset", "amount", "account_kind")
     ) == [
@@ -139,8 +148,8 @@ def test_positions_net_per_underlying_across_usdt_m_and_usdc_m_coin_m_ignored(
         ],
         source="test",
     )
-    clock("2026-11-20T00:00:00Z")
-    earn_snapshot(at=dt.datetime(2026, 11, 20, tzinfo=dt.UTC))
+    clock("2026-11-20T00:05:00Z")
+    earn_snapshot(at=dt.datetime(2026, 11, 20, 0, 5, tzinfo=dt.UTC))
     row = Snapshot.objects.get(user_id="u_1", asset="USDT")
     assert (row.principal, row.position_value) == (Decimal(1000), Decimal(74000))
 
@@ -163,8 +172,9 @@ def test_snapshots_computed_late_from_history_equal_snapshots_taken_on_time(
         while moments and dt.datetime.fromisoformat(moments[0][0]) <= at:
             when, user, available, value = moments.pop(0)
             _state(user, available, when, value=value)
-        clock(at.isoformat())
-        earn_snapshot(at=at)
+        taken = at + dt.timedelta(minutes=5)
+        clock(taken.isoformat())
+        earn_snapshot(at=taken)
     for when, user, available, value in moments:
         _state(user, available, when, value=value)
     on_time = sorted(
@@ -214,14 +224,11 @@ def test_a_tier_change_mid_month_applies_from_its_effective_day_only(
     assert _interest("u_1", D + dt.timedelta(days=1)) == Decimal("13.69863013")
 
 
-def test_refusals_too_early_not_accrued_and_an_underfunded_pool(db: None, clock: Clock) -> None:
+def test_refusals_too_early_and_an_underfunded_pool(db: None, clock: Clock) -> None:
     clock("2026-11-20T23:59:59Z")
     with pytest.raises(EarnRefusal, match="once the day is over"):
         accrue_earn_interest(day=D)
     with pytest.raises(EarnRefusal, match="paid from 2026-11-21"):
-        distribute_earn_interest(day=D)
-    clock("2026-11-21T00:40:00Z")
-    with pytest.raises(EarnRefusal, match="not accrued yet"):
         distribute_earn_interest(day=D)
     _activate("u_1", "2026-11-19T12:00:00Z", clock)
     _state("u_1", "25000", "2026-11-19T12:00:00Z")
@@ -234,3 +241,32 @@ def test_refusals_too_early_not_accrued_and_an_underfunded_pool(db: None, clock:
         distribute_earn_interest(day=D)
     assert refused.value.code == "budget_exhausted"
     assert not PayoutInstruction.objects.exists()
+
+
+def test_a_missed_accrual_and_an_unpaid_day_are_made_up_by_the_next_run(
+    db: None, clock: Clock
+) -> None:
+    _activate("u_1", "2026-11-19T12:00:00Z", clock)
+    _state("u_1", "25000", "2026-11-19T12:00:00Z")
+    _snapshots(D, clock)
+    _snapshots(D + dt.timedelta(days=1), clock)
+    # D's accrual never ran and its distribution finds the pool empty: nothing paid.
+    clock("2026-11-21T00:40:00Z")
+    with pytest.raises(EarnRefusal, match="Earn pool USDT"):
+        distribute_earn_interest(day=D)
+    assert not DailyInterest.objects.exists()
+    fund_account(
+        account=open_funding_account(program="earn", asset="USDT"),
+        amount=Decimal(100),
+        idempotency_key="earn-pool-late",
+        by="finance",
+    )
+    # The next day's run accrues and pays D+1, and makes D up.
+    clock("2026-11-22T00:40:00Z")
+    result = distribute_earn_interest(day=D + dt.timedelta(days=1))
+    assert (result["credits"], result["late_2026-11-20"]) == (1, 1)
+    # 25,000 x 15% / 365 = 10.2739726 for each day
+    assert sorted(PayoutInstruction.objects.values_list("idempotency_key", "amount")) == [
+        ("earn:u_1:USDT:2026-11-20:spot:USDT", Decimal("10.2739726")),
+        ("earn:u_1:USDT:2026-11-21:spot:USDT", Decimal("10.2739726")),
+    ]

@@ -79,8 +79,12 @@ def test_everything_about_a_user_with_its_cause(winter: Campaign) -> None:
     assert _rows(u_1, "earn_interest", "day", "asset", "principal", "interest", "status") == [
         (dt.date(2026, 11, 20), "USDC", Decimal(0), Decimal(0), "paid"),
         (dt.date(2026, 11, 20), "USDT", Decimal(25000), Decimal("10.2739726"), "paid"),
+        # Made up by the distribution of the 20th: active from 12:00, so P = 0.
+        (dt.date(2026, 11, 19), "USDC", Decimal(0), Decimal(0), "paid"),
+        (dt.date(2026, 11, 19), "USDT", Decimal(0), Decimal(0), "paid"),
     ]
-    assert _total(u_1, "earn_snapshots") == 6  # three instants, two assets
+    # three instants of the 20th and the 19th's 16:00 (made up by the distribution), two assets
+    assert _total(u_1, "earn_snapshots") == 8
 
     credits = u_1.section("credits").rows
     assert sorted((c["kind"], c["amount"], c["account_kind"]) for c in credits) == [
@@ -116,7 +120,8 @@ def test_sections_are_bounded_and_say_how_many_there_are(winter: Campaign) -> No
     credits = u_1.section("credits")
     assert (len(credits.rows), credits.total, credits.truncated) == (2, 5, True)
     snapshots = u_1.section("earn_snapshots")
-    assert (len(snapshots.rows), snapshots.total) == (2, 6)
+    # 3 instants of the 20th and the 19th's 16:00 (the only one while active), 2 assets each
+    assert (len(snapshots.rows), snapshots.total) == (2, 8)
     assert not u_1.section("participations").truncated
 
 
@@ -247,7 +252,7 @@ def test_the_health_of_every_job(winter: Campaign, clock: world.Clock) -> None:
     assert health["refresh_spins"].late
     assert (health["publish_payouts"].state, health["publish_payouts"].late) == ("never run", False)
     snapshot = health["earn_snapshot"].last
-    assert snapshot is not None and snapshot.key == "2026-11-20T16:00:00+00:00"
+    assert snapshot is not None and snapshot.key == "2026-11-20T16:05:00+00:00"
 
 
 @pytest.fixture

@@ -146,8 +146,8 @@ def programs_life(clock: Clock) -> None:
         ],
         source="test",
     )
-    for hour in (0, 8):
-        run_job("earn_snapshot", at=clock(f"2026-11-20T{hour:02d}:00:00Z"))
+    for hour in (0, 8):  # each taken once its 5-minute lateness window is over
+        run_job("earn_snapshot", at=clock(f"2026-11-20T{hour:02d}:05:00Z"))
     clock("2026-11-20T10:00:00Z")
     voucher_services.grant_vouchers(
         [
@@ -167,7 +167,7 @@ def programs_life(clock: Clock) -> None:
         source="test",
     )
     run_job("consume_vouchers", at=clock("2026-11-20T12:00:00Z"))
-    run_job("earn_snapshot", at=clock("2026-11-20T16:00:00Z"))
+    run_job("earn_snapshot", at=clock("2026-11-20T16:05:00Z"))
     day = dt.date(2026, 11, 20)
     clock("2026-11-21T00:15:00Z")
     run_job("settle_referrals", day=day)
