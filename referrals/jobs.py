@@ -201,10 +201,13 @@ def _settle_day(day: dt.date) -> dict[str, Any]:
         head = int(cursor.fetchone()[0])
         if head <= after:
             return {"day": day.isoformat(), "run": None, "commissions": 0}
-        statements, params = settlement_statement(day, run, after, head)
-        for statement in statements:
-            cursor.execute(statement, params if "%(" in statement else None)
-        count = cursor.rowcount
+        count = 0
+        if _fills_between(cursor, day, after, head):
+            # (Building the relation windows costs seconds: not for a day with no new fill.)
+            statements, params = settlement_statement(day, run, after, head)
+            for statement in statements:
+                cursor.execute(statement, params if "%(" in statement else None)
+            count = cursor.rowcount
         if previous is not None and count == 0:
             # A rerun that found no late fill records nothing (the range is
             # simply read again next time).
@@ -218,6 +221,21 @@ def _settle_day(day: dt.date) -> dict[str, Any]:
             # to group them instead of hashing.
             cursor.execute("ANALYZE referrals_commission")
     return {"day": day.isoformat(), "run": run, "commissions": count}
+
+
+def _fills_between(cursor: Any, day: dt.date, after: int, head: int) -> bool:
+    """Whether any fill of ``day`` was appended at a log position in (after, head]."""
+    cursor.execute(
+        "SELECT EXISTS (SELECT 1 FROM ledger_event WHERE type = 'trade.filled'"
+        " AND occurred_at >= %s AND occurred_at < %s AND position > %s AND position <= %s)",
+        [
+            clock.start_of_day(day),
+            clock.start_of_day(day + dt.timedelta(days=1)),
+            after,
+            head,
+        ],
+    )
+    return bool(cursor.fetchone()[0])
 
 
 @job(
