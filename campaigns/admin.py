@@ -134,6 +134,11 @@ class InvitationAdmin(AuditedAdmin):
                     ids,
                     source=f"csv by {request.user.get_username()}",
                 )
+                self.log_change(
+                    request,
+                    form.cleaned_data["campaign"],
+                    f"uploaded invitations: {added} new of {len(ids)} rows",
+                )
                 self.message_user(request, f"{added} new invitations of {len(ids)} rows.")
                 return HttpResponseRedirect(reverse("admin:campaigns_invitation_changelist"))
         context = {

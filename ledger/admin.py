@@ -213,6 +213,7 @@ class AccountAdmin(ReadOnlyAdmin):
                 note=form.cleaned_data["note"],
             )
             if posted.created:
+                self.log_change(request, account, f"funded {form.cleaned_data['amount']}")
                 self.message_user(
                     request, f"Funded {account.code} with {form.cleaned_data['amount']}."
                 )

@@ -124,6 +124,12 @@ class VoucherAdmin(ReadOnlyAdmin):
                 self.message_user(request, f"Refused: {exc}", messages.ERROR)
             else:
                 report = services.grant_vouchers(grants, source=source)
+                self.log_change(
+                    request,
+                    program,
+                    f"granted {report.granted}, already granted {report.duplicate},"
+                    f" rejected {report.rejected}",
+                )
                 level = messages.WARNING if report.rejected else messages.SUCCESS
                 self.message_user(
                     request,

@@ -73,6 +73,13 @@ def test_finance_funds_an_account_once_and_an_operator_cannot() -> None:
         "finance-1",
         "budget FIN-1",
     )
+    # The staff action itself is in the log too, once (the double submit funded nothing).
+    [action] = Event.objects.filter(type="ops.admin_action")
+    assert (action.data["staff"], action.data["message"], action.data["object"]) == (
+        "finance-1",
+        "funded 2500.5",
+        "ledger.account",
+    )
 
 
 def test_the_account_list_shows_user_balances_summed_from_postings() -> None:
