@@ -70,6 +70,36 @@ def document(world: World) -> dict[str, Any]:
                 "invitations": users,
             }
         ],
+        # The published terms, written out so ops see them in the admin.
+        "referral_programs": [
+            {
+                "program": "futures",
+                "effective_from": _iso(_midnight(world.start)),
+                "validity_days": 1080,
+                "tiers": [
+                    {"min_mx": "0", "rate": "0.10"},
+                    {"min_mx": "10000", "rate": "0.20"},
+                    {"min_mx": "100000", "rate": "0.30"},
+                ],
+            },
+            {
+                "program": "spot",
+                "effective_from": _iso(_midnight(world.start)),
+                "tiers": [
+                    {"min_mx": "0", "rate": "0.20"},
+                    {"min_mx": "50000", "rate": "0.40"},
+                    {"min_mx": "100000", "rate": "0.50"},
+                ],
+                "partner_rate": "0.60",
+            },
+        ],
+        "earn_terms": [
+            {
+                "effective_from": world.start.date().isoformat(),
+                "boosted_apr": "0.15",
+                "base_apr": "0.03",
+            }
+        ],
         "voucher_programs": [
             {
                 "slug": slug,
@@ -90,6 +120,10 @@ def _funding(program: str, asset: str, amount: str, slug: str) -> dict[str, Any]
         "asset": asset,
         "top_ups": [{"key": f"{slug}:{program}:{asset}", "amount": amount, "note": "demo world"}],
     }
+
+
+def _midnight(instant: dt.datetime) -> dt.datetime:
+    return instant.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _iso(instant: dt.datetime) -> str:
