@@ -273,6 +273,9 @@ def credit_metrics(cursor: Any) -> Families:
         {"kind": TOP_UP_KIND},
     )
     for program, asset, top_ups, left in cursor.fetchall():
+        # Prometheus carries float64: amounts are computed as Decimal (the
+        # subtraction below included) and turned to float only here, for
+        # dashboards; exact figures are the ledger's.
         funded.add_metric([program, asset], float(top_ups))
         balance.add_metric([program, asset], float(left))
         credited.add_metric([program, asset], float(top_ups - left))

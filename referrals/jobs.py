@@ -349,7 +349,8 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
     }
 
 
-def payout_key(referrer: str, asset: str, day: dt.date) -> str:
+def credit_key(referrer: str, asset: str, day: dt.date) -> str:
+    """The idempotency key of a referrer's credit in one asset for day D."""
     return f"referral:{referrer}:{asset}:{day.isoformat()}"
 
 
@@ -372,7 +373,7 @@ def _record_payouts(payouts: list[rules.CommissionPayout], day: dt.date, upto: i
                     p.carried_in,
                     p.amount,
                     p.carried_out,
-                    payout_key(p.referrer_id, p.asset, day) if p.amount > 0 else "",
+                    credit_key(p.referrer_id, p.asset, day) if p.amount > 0 else "",
                 )
             )
 
@@ -393,7 +394,7 @@ def _pay_asset(asset: str, credits: list[rules.CommissionPayout], day: dt.date) 
         raise ReferralRefusal("budget_exhausted", message) from None
     post_user_credits(
         UserCredit(
-            idempotency_key=payout_key(credit.referrer_id, asset, day),
+            idempotency_key=credit_key(credit.referrer_id, asset, day),
             kind="referral.commission",
             funding_account=locked,
             user_id=credit.referrer_id,

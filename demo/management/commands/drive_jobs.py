@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from config import clock
+from config.shutdown import stop_on_signals
 from jobs.registry import Daily, JobSpec, all_jobs
 from jobs.runner import JobFailed, run_job
 
@@ -49,17 +49,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        stopping = False
-
-        def stop(signum: int, frame: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        stop = stop_on_signals()
         checked = clock.now()
         last_run: dict[str, tuple[dt.datetime, float]] = {}
-        while not stopping:
+        while not stop.is_set():
             now = clock.now()
             for spec in all_jobs():
                 if isinstance(spec.schedule, Daily):
@@ -75,7 +68,7 @@ class Command(BaseCommand):
                     last_run[spec.name] = (now, real)
                     self._run(spec, now)
             checked = now
-            time.sleep(0.5)
+            stop.wait(0.5)
 
     def _run(self, spec: JobSpec, at: dt.datetime) -> None:
         key = spec.scheduled_key(at)

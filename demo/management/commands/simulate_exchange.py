@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from typing import Any
 
@@ -15,6 +14,7 @@ from campaigns import selectors as campaign_selectors
 from campaigns.models import Campaign
 from campaigns.services import CampaignRefusal, register, spin
 from config import clock
+from config.shutdown import stop_on_signals
 from demo import world
 from demo.exchange import SimulatedExchange
 from earn.services import set_active
@@ -39,14 +39,7 @@ class Command(BaseCommand):
         demo = world.world_at(clock.parse_instant(options["start"]))
         client = redis.Redis.from_url(settings.REDIS_URL)
         exchange = SimulatedExchange(prefix=demo.slug)
-        stopping = False
-
-        def stop(signum: int, frame: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        stop = stop_on_signals()
 
         def publish(events: list[dict[str, Any]]) -> None:
             publish_events(client, settings.EVENT_STREAM, [orjson.dumps(e) for e in events])
@@ -72,14 +65,14 @@ class Command(BaseCommand):
         self.stdout.write(f"exchange: {len(users)} demo users trading", ending="\n")
         began = time.monotonic()
         ticks = 0
-        while not stopping:
+        while not stop.is_set():
             publish(exchange.tick(clock.now(), options["trades"]))
             ticks += 1
             if ticks % 5 == 0:
                 self._spin(campaign, users)
             if options["seconds"] and time.monotonic() - began >= options["seconds"]:
                 break
-            time.sleep(1)
+            stop.wait(1)
         self.stdout.write(f"exchange: stopped after {ticks} ticks")
 
     def _codes(self, users: list[str]) -> dict[str, str]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from typing import Any
 
 import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from config.shutdown import stop_on_signals
 from ledger.stream import ConsumerStats, EventStreamConsumer, default_consumer_name
 
 
@@ -38,13 +37,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        stop = threading.Event()
-
-        def request_stop(signum: int, frame: Any) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        stop = stop_on_signals()
         consumer = EventStreamConsumer(
             client=redis.Redis.from_url(settings.REDIS_URL),
             stream=options["stream"],
