@@ -5,25 +5,19 @@ running it after a crash, records and pays nothing twice."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
 
 from campaigns import selectors
-from campaigns.models import Campaign
+from campaigns.models import Campaign, RewardKind
 from campaigns.services import BudgetExhausted, record_budget_alert
 from jobs.registry import job
-from ledger.bookkeeping import (
-    InsufficientFunds,
-    UserCredit,
-    open_funding_account,
-    post_user_credits,
-    reserve_funding,
-)
+from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import format_amount
+from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
 
 DRAW_CHUNK = 2_000
 ISSUE_CHUNK = 5_000
@@ -230,84 +224,72 @@ def issue_campaign_bonuses(*, at: dt.datetime) -> dict[str, Any]:
     """RULES.md section 1, "Rewards" and "Budget": after the draw, every reward not
     yet issued and not void (the user was disqualified) is credited to the
     user's Futures bonus account from the campaign's funding account, valid
-    ``bonus_validity_days`` (14) from issuance. All or nothing: if the funding
-    cannot cover every pending reward, nothing is paid, the job fails and the
-    campaign is flagged for ops."""
+    ``bonus_validity_days`` (14) from issuance. Each reward is a payable item
+    paid at most once (``ledger.payables``), whatever runs beside this one. All
+    or nothing per campaign: if the funding cannot cover every pending reward,
+    nothing of that campaign is paid and it is flagged for ops; the other
+    campaigns are issued, and the job then fails naming the refusals."""
     issued = 0
     total = Decimal(0)
+    refusals = []
     for campaign in Campaign.objects.filter(
         drawn_at__isnull=False, drawn_at__lte=at, bonuses_issued_at__isnull=True
     ).order_by("pk"):
-        try:
-            count, amount = _issue(campaign, at)
-        except BudgetExhausted as refusal:
-            record_budget_alert(refusal.campaign_id, refusal.message)
-            raise
-        issued += count
-        total += amount
+        result = _issue(campaign, at)
+        if result.refused:
+            record_budget_alert(campaign.pk, result.refused)
+            refusals.append(result.refused)
+        issued += len(result.credits)
+        total += result.amount
+    if refusals:
+        raise BudgetExhausted(0, "; ".join(refusals))
     return {"rewards_issued": issued, "amount": format_amount(total)}
 
 
+REWARDS = {
+    kind: register_payer(
+        Payer(
+            name=f"campaign.{kind}",
+            table="campaigns_reward",
+            credit_kind=f"campaign.{kind}",
+            description=f"a campaign reward of kind {kind} (RULES.md 1)",
+        )
+    )
+    for kind in RewardKind.values
+}
+
+# Each reward is paid by a credit of its own, under the reward's own key.
 _PENDING = """
+    SELECT 'campaign.' || r.kind, r.id, r.user_id, r.amount, r.idempotency_key
     FROM campaigns_reward r
     WHERE r.campaign_id = %(campaign)s
       AND NOT EXISTS (SELECT 1 FROM ledger_riskmeasure m
                       WHERE m.user_id = r.user_id AND m.measure = 'disqualify_campaigns')
-      AND NOT EXISTS (SELECT 1 FROM ledger_ledgertransaction t
-                      WHERE t.idempotency_key = r.idempotency_key)
 """
 
 
-def _pending_rewards(campaign_id: int) -> Iterator[tuple[Any, ...]]:
-    """The campaign's pending rewards, streamed in id order, a page at a time."""
-    last_id = 0
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT r.id, r.user_id, r.kind, r.reference, r.amount, r.idempotency_key"
-                + _PENDING
-                + " AND r.id > %(after)s ORDER BY r.id LIMIT %(limit)s",
-                {"campaign": campaign_id, "after": last_id, "limit": ISSUE_CHUNK},
-            )
-            rows = cursor.fetchall()
-        if not rows:
-            return
-        last_id = rows[-1][0]
-        for row in rows:
-            yield row[1:]
-
-
-def _issue(campaign: Campaign, at: dt.datetime) -> tuple[int, Decimal]:
+def _issue(campaign: Campaign, at: dt.datetime) -> PaymentResult:
     expires_at = at + dt.timedelta(days=campaign.bonus_validity_days)
     funding = open_funding_account(program=campaign.funding_program, asset=campaign.asset)
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*), coalesce(sum(r.amount), 0)" + _PENDING, {"campaign": campaign.pk}
-            )
-            count, amount = cursor.fetchone()
-        try:
-            locked_funding = reserve_funding(funding, amount)
-        except InsufficientFunds as short:
-            raise BudgetExhausted(
-                campaign.pk,
-                f"campaign {campaign.slug}: {count} pending rewards need {amount}"
-                f" {campaign.asset} but the funding account holds {short.available};"
-                " nothing was issued",
-            ) from None
-        post_user_credits(
-            UserCredit(
-                idempotency_key=key,
-                kind=f"campaign.{kind}",
-                funding_account=locked_funding,
-                user_id=user_id,
-                amount=reward_amount,
+        result = pay_items(
+            Payment(
+                payers=tuple(REWARDS.values()),
+                funding=funding,
+                items_sql=_PENDING,
+                params={"campaign": campaign.pk},
+                refusal=lambda needed, available: (
+                    f"campaign {campaign.slug}: pending rewards need {format_amount(needed)}"
+                    f" {campaign.asset} but the funding account holds"
+                    f" {format_amount(available)}; nothing was issued"
+                ),
+                cause={"campaign": campaign.slug},
                 user_kind="futures_bonus",
-                cause={"campaign": campaign.slug, "reward": kind, "reference": reference},
                 expires_at=expires_at,
             )
-            for user_id, kind, reference, reward_amount, key in _pending_rewards(campaign.pk)
         )
+        if result.refused:
+            return result
         # Rewards of disqualified users are void: recorded, per user, never paid.
         with connection.cursor() as cursor:
             cursor.execute(
@@ -316,8 +298,8 @@ def _issue(campaign: Campaign, at: dt.datetime) -> tuple[int, Decimal]:
                 WHERE r.campaign_id = %(campaign)s AND EXISTS (
                     SELECT 1 FROM ledger_riskmeasure m
                     WHERE m.user_id = r.user_id AND m.measure = 'disqualify_campaigns')
-                  AND NOT EXISTS (SELECT 1 FROM ledger_ledgertransaction t
-                                  WHERE t.idempotency_key = r.idempotency_key)
+                  AND NOT EXISTS (SELECT 1 FROM ledger_paiditem p
+                                  WHERE p.payer = 'campaign.' || r.kind AND p.item_id = r.id)
                 GROUP BY r.user_id ORDER BY r.user_id
                 """,
                 {"campaign": campaign.pk},
@@ -350,8 +332,8 @@ def _issue(campaign: Campaign, at: dt.datetime) -> tuple[int, Decimal]:
                     occurred_at=at,
                     data={
                         "campaign": campaign.slug,
-                        "rewards": count,
-                        "amount": format_amount(amount),
+                        "rewards": len(result.credits),
+                        "amount": format_amount(result.amount),
                         "expires_at": expires_at.isoformat(),
                         "void_rewards": void_count,
                         "void_amount": format_amount(void_amount),
@@ -362,7 +344,7 @@ def _issue(campaign: Campaign, at: dt.datetime) -> tuple[int, Decimal]:
             ]
         )
         Campaign.objects.filter(pk=campaign.pk).update(bonuses_issued_at=at)
-    return count, amount
+    return result
 
 
 def _due(at: dt.datetime, **unfinished: Any) -> list[Campaign]:

@@ -12,15 +12,10 @@ from django.db import connection, transaction
 
 from config import clock
 from jobs.registry import Daily, job
-from ledger.bookkeeping import (
-    InsufficientFunds,
-    UserCredit,
-    open_funding_account,
-    post_user_credits,
-    reserve_funding,
-)
+from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import format_amount
+from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
 from ledger.sql import binary_cursor
 from vouchers import rules
 from vouchers.models import ConsumptionCursor, VoucherProgram
@@ -187,6 +182,16 @@ def _consume_users(users: list[str], since: int, head: int, at: dt.datetime) -> 
         return len(rows), sum((row[5] for row in rows), Decimal(0))
 
 
+CONSUMPTIONS = register_payer(
+    Payer(
+        name="voucher.consumption",
+        table="vouchers_consumption",
+        credit_kind="voucher.compensation",
+        description="a losing order's use of a voucher (RULES.md 2)",
+    )
+)
+
+
 @job(
     "pay_voucher_compensation",
     key="day",
@@ -197,11 +202,13 @@ def pay_voucher_compensation(*, day: dt.date) -> dict[str, Any]:
     """RULES.md section 2, "Payout": compensation for orders closed on day D is
     credited on day D+1, from the program's funding account to the user's spot
     account, one credit per user and program (key
-    ``voucher:<program>:<user>:<D>``). Matches of earlier days that were made
-    after their own payout (late orders) are paid with day D's. Refuses to run
-    before D+1 has begun; rerunning D pays nothing twice. All or nothing per
-    program: a funding account that cannot cover the day pays nothing and
-    flags the program for ops."""
+    ``voucher:<program>:<user>:<D>``). Each consumption is a payable item paid
+    at most once (``ledger.payables``): matches of earlier days still unpaid
+    (late orders, a refused day) are paid with day D's, and a run for another
+    day at the same time pays nothing twice. Refuses to run before D+1 has
+    begun. All or nothing per program: a funding account that cannot cover the
+    day pays nothing of that program and flags it for ops; the other programs
+    are paid."""
     next_day = clock.start_of_day(day + dt.timedelta(days=1))
     now = clock.now()
     if now < next_day:
@@ -210,100 +217,88 @@ def pay_voucher_compensation(*, day: dt.date) -> dict[str, Any]:
         )
     paid = 0
     total = Decimal(0)
+    refusals = []
     for program in VoucherProgram.objects.order_by("pk"):
-        try:
-            count, amount = _pay_program(program, day, next_day, now)
-        except VoucherRefusal as refusal:
-            logger.error("voucher payout refused: %s", refusal.message)
+        result = _pay_program(program, day, next_day, now)
+        if result.refused:
             VoucherProgram.objects.filter(pk=program.pk).update(
-                budget_alert=refusal.message[:2000], budget_alert_at=now
+                budget_alert=result.refused[:2000], budget_alert_at=now
             )
-            raise
-        paid += count
-        total += amount
+            refusals.append(result.refused)
+        paid += len(result.credits)
+        total += result.amount
+    if refusals:
+        raise VoucherRefusal("budget_exhausted", "; ".join(refusals))
     return {"users_paid": paid, "amount": format_amount(total)}
 
 
+# The program's unpaid matches of orders closed before the end of day D,
+# less those of users under the risk measure (their matches are cancelled).
 _UNPAID = """
+    SELECT 'voucher.consumption', c.id, c.user_id, c.amount,
+        'voucher:' || %(slug)s || ':' || c.user_id || ':' || %(day)s
     FROM vouchers_consumption c JOIN vouchers_voucher v ON v.id = c.voucher_id
     WHERE v.program_id = %(program)s AND c.paid_at IS NULL AND c.cancelled_at IS NULL
       AND c.closed_at < %(next_day)s
       AND NOT EXISTS (SELECT 1 FROM ledger_riskmeasure m
                       WHERE m.user_id = c.user_id AND m.measure = %(measure)s)
-      -- A user already paid for this day (a rerun): late matches wait for the next day.
-      AND NOT EXISTS (SELECT 1 FROM ledger_ledgertransaction t
-                      WHERE t.idempotency_key = 'voucher:' || %(slug)s || ':' || c.user_id || ':' || %(day)s)
 """
 
 
 def _pay_program(
     program: VoucherProgram, day: dt.date, next_day: dt.datetime, now: dt.datetime
-) -> tuple[int, Decimal]:
+) -> PaymentResult:
     funding = open_funding_account(program=program.funding_program, asset=program.asset)
-    params: dict[str, Any] = {
-        "program": program.pk,
-        "next_day": next_day,
-        "measure": VOID_MEASURE,
-        "slug": program.slug,
-        "day": day.isoformat(),
-    }
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT c.user_id, sum(c.amount), count(*), array_agg(c.id)"
-                + _UNPAID
-                + " GROUP BY c.user_id ORDER BY c.user_id",
-                params,
+        result = pay_items(
+            Payment(
+                payers=(CONSUMPTIONS,),
+                funding=funding,
+                items_sql=_UNPAID,
+                params={
+                    "program": program.pk,
+                    "next_day": next_day,
+                    "measure": VOID_MEASURE,
+                    "slug": program.slug,
+                    "day": day.isoformat(),
+                },
+                refusal=lambda needed, available: (
+                    f"voucher program {program.slug}: compensation of {format_amount(needed)}"
+                    f" {program.asset} for {day} exceeds its funding of"
+                    f" {format_amount(available)}; nothing was paid"
+                ),
+                cause={"program": program.slug, "day": day.isoformat()},
             )
-            per_user = cursor.fetchall()
-        amount = sum((row[1] for row in per_user), Decimal(0))
-        try:
-            locked = reserve_funding(funding, amount)
-        except InsufficientFunds as short:
-            raise VoucherRefusal(
-                "budget_exhausted",
-                f"voucher program {program.slug}: compensation of {amount} {program.asset} for {day}"
-                f" exceeds its funding of {short.available}; nothing was paid",
-            ) from None
-        post_user_credits(
-            UserCredit(
-                idempotency_key=f"voucher:{program.slug}:{user_id}:{day.isoformat()}",
-                kind="voucher.compensation",
-                funding_account=locked,
-                user_id=user_id,
-                amount=user_amount,
-                user_kind="spot",
-                cause={"program": program.slug, "day": day.isoformat(), "orders": orders},
-            )
-            for user_id, user_amount, orders, _ in per_user
         )
-        # Exactly the matches summed above, by id: a match made meanwhile waits.
+        if not result.credits:
+            return result
+        # The consumptions' own record of the payment (the coupon center and
+        # the explanation read it); the paid items are the truth.
         with connection.cursor() as cursor:
             cursor.execute(
                 """
-                UPDATE vouchers_consumption
-                SET paid_at = %(now)s, payout_key = 'voucher:' || %(slug)s || ':' || user_id || ':' || %(day)s
-                WHERE id = ANY(%(ids)s)
+                UPDATE vouchers_consumption c SET paid_at = p.paid_at, payout_key = t.idempotency_key
+                FROM ledger_paiditem p JOIN ledger_ledgertransaction t ON t.id = p.transaction_id
+                WHERE c.paid_at IS NULL AND p.payer = %s AND p.item_id = c.id
                 """,
-                {**params, "now": now, "ids": [i for row in per_user for i in row[3]]},
+                [CONSUMPTIONS.name],
             )
-        if per_user:
-            append_domain_events(
-                [
-                    DomainEvent(
-                        event_id=f"voucher.compensation_paid:{program.slug}:{day.isoformat()}",
-                        type="voucher.compensation_paid",
-                        occurred_at=now,
-                        data={
-                            "program": program.slug,
-                            "day": day.isoformat(),
-                            "users": len(per_user),
-                            "amount": format_amount(amount),
-                        },
-                    )
-                ]
-            )
-    return len(per_user), amount
+        append_domain_events(
+            [
+                DomainEvent(
+                    event_id=f"voucher.compensation_paid:{program.slug}:{day.isoformat()}:{now.isoformat()}",
+                    type="voucher.compensation_paid",
+                    occurred_at=now,
+                    data={
+                        "program": program.slug,
+                        "day": day.isoformat(),
+                        "users": len(result.credits),
+                        "amount": format_amount(result.amount),
+                    },
+                )
+            ]
+        )
+    return result
 
 
 @job(

@@ -4,6 +4,7 @@ and the double-entry ledger with its payout outbox."""
 from ledger.models.accounts import Account, AccountKind, LedgerTransaction, Posting, UserAccountKind
 from ledger.models.events import Event, EventOrigin, ProjectionCheckpoint
 from ledger.models.outbox import PayoutInstruction
+from ledger.models.payables import PaidItem
 from ledger.models.quarantine import QuarantinedInput, QuarantineStatus
 from ledger.models.read_models import (
     ClosedOrder,
@@ -24,6 +25,7 @@ __all__ = [
     "FuturesPositionsState",
     "FuturesWalletState",
     "HoldingState",
+    "PaidItem",
     "LedgerTransaction",
     "PayoutInstruction",
     "Posting",

@@ -1,0 +1,39 @@
+"""Which ledger transaction paid which payable item.
+
+A payable item is a row some program owes money for: a voucher consumption, a
+campaign reward, a referral commission, a day of Earn interest. ``PaidItem``
+ties it to the credit that paid it, written in the same database transaction
+as the credit (``ledger.payables.pay_items``). The unique constraint is what
+makes "paid at most once" a property of the database rather than of the
+jobs: a second payer, whatever its day key or schedule, cannot insert the
+same (payer, item) again, so its whole transaction, credit included, fails.
+Append-only, like the postings it points at.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from ledger.models.fields import amount_field
+
+
+class PaidItem(models.Model):
+    payer = models.CharField(
+        max_length=40, help_text="The kind of item, e.g. voucher.consumption (ledger.payables)."
+    )
+    item_id = models.BigIntegerField(help_text="The item's id in its program's table.")
+    amount = amount_field(help_text="What the item was owed, before the credit's rounding.")
+    # Checked per INSERT statement by a trigger (migration 0007), like postings'
+    # references: a row-level foreign key would lock the transaction per item.
+    transaction_id = models.BigIntegerField(help_text="The ledger transaction of the credit.")
+    user_id = models.CharField(max_length=64)
+    paid_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["payer", "item_id"], name="paiditem_once"),
+        ]
+        indexes = [models.Index(fields=["transaction_id"], name="paiditem_transaction")]
+
+    def __str__(self) -> str:
+        return f"{self.payer} #{self.item_id} paid by transaction {self.transaction_id}"
