@@ -31,6 +31,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import groupby
 from typing import Any
 
 from django.db import connection, transaction
@@ -108,6 +109,7 @@ class Credit:
     owed: Decimal  # the sum of the credit's items
     amount: Decimal  # ``owed`` rounded down once: what was credited
     items: int
+    owed_by_payer: dict[str, Decimal]
 
 
 @dataclass
@@ -188,8 +190,8 @@ def pay_items(payment: Payment) -> PaymentResult:
             if strangers:
                 raise ValueError(f"items of {sorted(strangers)} offered with payers {names}")
             cursor.execute(
-                "SELECT user_id, credit_key, min(payer), max(payer), sum(amount), count(*)"
-                " FROM ledger_payable_due GROUP BY user_id, credit_key ORDER BY user_id, credit_key"
+                "SELECT user_id, credit_key, payer, sum(amount), count(*) FROM ledger_payable_due"
+                " GROUP BY user_id, credit_key, payer ORDER BY user_id, credit_key, payer"
             )
             credits = _credits(payment, cursor.fetchall(), result)
             credits = _without_taken_keys(cursor, credits, result)
@@ -240,21 +242,24 @@ def pay_items(payment: Payment) -> PaymentResult:
 
 
 def _credits(
-    payment: Payment, groups: list[tuple[str, str, str, str, Decimal, int]], result: PaymentResult
+    payment: Payment, groups: list[tuple[str, str, str, Decimal, int]], result: PaymentResult
 ) -> list[Credit]:
+    """One credit per (user, key) from rows grouped by (user, key, payer)."""
     kinds = {p.name: p.credit_kind for p in payment.payers}
     credits = []
-    for user_id, key, first_payer, last_payer, owed, items in groups:
-        kind = kinds[first_payer]
-        if kinds[last_payer] != kind:
+    for (user_id, key), grouped in groupby(groups, key=lambda row: (row[0], row[1])):
+        rows = list(grouped)
+        owed_by_payer = {payer: owed for _, _, payer, owed, _ in rows}
+        if len({kinds[payer] for payer in owed_by_payer}) > 1:
             raise ValueError(f"credit {key} would pay items of two kinds of credit")
+        owed = sum(owed_by_payer.values(), Decimal(0))
         amount = round_payout(owed)
         if amount > LARGEST_CREDIT:
             result.exceptions.append(
                 (
                     user_id,
-                    f"a credit of {format_amount(amount)} {payment.funding.asset}"
-                    " exceeds what the ledger can hold; not paid, the items stay owed",
+                    f"a credit of {format_amount(amount)} {payment.funding.asset} exceeds what"
+                    " the ledger can hold; not paid, the items stay owed",
                 )
             )
             continue
@@ -262,7 +267,17 @@ def _credits(
             # Less than the asset's smallest unit: the items stay owed and are
             # summed with the user's next ones.
             continue
-        credits.append(Credit(user_id, key, kind, owed, amount, items))
+        credits.append(
+            Credit(
+                user_id,
+                key,
+                kinds[rows[0][2]],
+                owed,
+                amount,
+                sum(row[4] for row in rows),
+                owed_by_payer,
+            )
+        )
     return credits
 
 

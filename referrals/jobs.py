@@ -11,15 +11,10 @@ from django.db import connection, transaction
 
 from config import clock
 from jobs.registry import Daily, job
-from ledger.bookkeeping import (
-    InsufficientFunds,
-    UserCredit,
-    open_funding_account,
-    post_user_credits,
-    reserve_funding,
-)
+from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import format_amount
+from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
 from referrals import rules
 from referrals.models import Distribution, ProgramTerms, Settlement
 from referrals.services import ReferralRefusal
@@ -249,15 +244,18 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
     referrer's spot account, from the referral pool's funding account in each
     asset: one credit per referrer and asset (key
     ``referral:<referrer>:<asset>:<D>``), covering every settled commission of
-    day D or before that no earlier distribution covered (late fills settled
-    after their day's distribution go with the next one). A commission whose
-    relation was invalidated (``invalidate_referral`` on either side) before
-    it was paid becomes an invalid rebate and is not paid; paid ones stay paid.
+    day D or before not paid yet (late fills settled after their day's
+    distribution, an asset refused before, go with the next one). Each
+    commission is a payable item paid at most once (``ledger.payables``). A
+    commission whose relation was invalidated (``invalidate_referral`` on
+    either side) before it was paid becomes an invalid rebate and is not paid;
+    paid ones stay paid.
 
     Each referrer's sum is rounded down to 8 decimals once; the remainder is
-    carried to that referrer's next payout in the asset. A day is distributed
-    once: a rerun, or a run for a day before the last distributed one, pays
-    nothing. All or nothing against the pool's funding."""
+    carried to that referrer's next payout in the asset (a payable item of its
+    own). A day is distributed once: a rerun, or a run for a day before the
+    last distributed one, pays nothing. All or nothing per asset against the
+    pool's funding: a refused asset pays nothing and the others are paid."""
     now = clock.now()
     if now < clock.start_of_day(day + dt.timedelta(days=1)):
         raise ReferralRefusal(
@@ -272,16 +270,11 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
         params: dict[str, Any] = {
             "day": day,
             "upto": int(cursor.fetchone()[0]),
-            # Rows the previous distribution covered are paid or invalid already.
-            "prev_day": last.day if last else dt.date.min,
-            "prev_upto": last.upto_commission_id if last else 0,
+            # Every settled commission below it was paid or invalidated.
+            "unpaid_from": last.unpaid_from if last else 0,
             "now": now,
             "measure": INVALIDATE,
         }
-        uncovered = """
-            c.status = 'settled' AND c.day <= %(day)s AND c.id <= %(upto)s
-            AND (c.id > %(prev_upto)s OR c.day > %(prev_day)s)
-        """
         cursor.execute(
             f"""
             WITH m AS (SELECT user_id, min(occurred_at) AS first_at FROM ledger_riskmeasure
@@ -289,7 +282,9 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
             UPDATE referrals_commission c SET status = 'invalid',
                 invalid_at = (SELECT min(first_at) FROM m
                               WHERE m.user_id IN (c.referrer_id, c.referee_id))
-            WHERE {uncovered}
+            WHERE {_OWED}
+              AND NOT EXISTS (SELECT 1 FROM ledger_paiditem p
+                              WHERE p.payer = 'referral.commission' AND p.item_id = c.id)
               AND (c.referrer_id IN (SELECT user_id FROM m) OR c.referee_id IN (SELECT user_id FROM m))
             """,  # noqa: S608 - constant fragments
             params,
@@ -298,55 +293,83 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
         # A million and more rows grouped in memory rather than sorted on disk.
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(
-            f"""
-            WITH due AS (
-                SELECT c.referrer_id, c.asset, sum(c.amount) AS commissions
-                FROM referrals_commission c WHERE {uncovered}
-                GROUP BY c.referrer_id, c.asset
-            )
-            SELECT due.asset, due.referrer_id, due.commissions, coalesce(prev.carried_out, 0)
-            FROM due LEFT JOIN LATERAL (
-                SELECT p.carried_out FROM referrals_commissionpayout p
-                WHERE p.referrer_id = due.referrer_id AND p.asset = due.asset
-                ORDER BY p.day DESC LIMIT 1
-            ) prev ON true
-            ORDER BY due.asset, due.referrer_id
-            """,  # noqa: S608 - constant fragments
+            f"SELECT DISTINCT c.asset FROM referrals_commission c WHERE {_OWED}"  # noqa: S608
+            " UNION SELECT asset FROM referrals_commissionpayout WHERE carried_out > 0"
+            " ORDER BY 1",
             params,
         )
-        payouts = [
-            rules.commission_payout(referrer, asset, commissions, carried_in)
-            for asset, referrer, commissions, carried_in in cursor.fetchall()
-        ]
-        by_asset: dict[str, list[rules.CommissionPayout]] = {}
-        for payout in payouts:
-            if payout.amount > 0:
-                by_asset.setdefault(payout.asset, []).append(payout)
-        totals = {
-            asset: _pay_asset(asset, credits, day) for asset, credits in sorted(by_asset.items())
-        }
+        assets = [row[0] for row in cursor.fetchall()]
+        results = {asset: _pay_asset(asset, day, params) for asset in assets}
         # The log's append lock last, once every row lock of this run is held:
         # taken between two assets it deadlocked with another payout job
         # creating the same user accounts.
         append_domain_events(
             [
-                _paid_event(day, asset, len(by_asset[asset]), total)
-                for asset, total in sorted(totals.items())
+                _paid_event(day, asset, len(result.credits), result.amount)
+                for asset, result in results.items()
+                if result.credits
             ]
         )
+        cursor.execute(
+            "SELECT min(c.id) FROM referrals_commission c WHERE c.id >= %(unpaid_from)s"
+            " AND c.status = 'settled' AND NOT EXISTS (SELECT 1 FROM ledger_paiditem p"
+            "   WHERE p.payer = 'referral.commission' AND p.item_id = c.id)",
+            params,
+        )
+        lowest_unpaid = cursor.fetchone()[0]
         Distribution.objects.create(
             day=day,
             upto_commission_id=params["upto"],
+            unpaid_from=lowest_unpaid if lowest_unpaid is not None else params["upto"] + 1,
             distributed_at=now,
-            referrers=len(payouts),
+            referrers=sum(len(result.credits) for result in results.values()),
             invalidated=invalidated,
         )
-        _record_payouts(payouts, day, params["upto"])
+    refusals = [result.refused for result in results.values() if result.refused]
+    if refusals:
+        raise ReferralRefusal("budget_exhausted", "; ".join(refusals))
     return {
-        "referrers_paid": sum(len(credits) for credits in by_asset.values()),
+        "referrers_paid": sum(len(result.credits) for result in results.values()),
         "invalidated": invalidated,
-        **{f"amount_{asset}": format_amount(total) for asset, total in totals.items()},
+        **{
+            f"amount_{asset}": format_amount(result.amount)
+            for asset, result in results.items()
+            if result.credits
+        },
     }
+
+
+COMMISSIONS = register_payer(
+    Payer(
+        name="referral.commission",
+        table="referrals_commission",
+        credit_kind="referral.commission",
+        description="a referee's fill's commission to its referrer (RULES.md 3)",
+    )
+)
+CARRIES = register_payer(
+    Payer(
+        name="referral.carry",
+        table="referrals_commissionpayout",
+        credit_kind="referral.commission",
+        description="what rounding a referrer's payout down left, carried to the next (RULES.md 0, 3)",
+    )
+)
+
+# Settled commissions a distribution of day D may pay (less the paid ones).
+_OWED = """
+    c.status = 'settled' AND c.day <= %(day)s AND c.id <= %(upto)s AND c.id >= %(unpaid_from)s
+"""
+
+_ITEMS = f"""
+    SELECT 'referral.commission', c.id, c.referrer_id, c.amount,
+        'referral:' || c.referrer_id || ':' || %(asset)s || ':' || %(day)s
+    FROM referrals_commission c WHERE {_OWED} AND c.asset = %(asset)s
+    UNION ALL
+    SELECT 'referral.carry', p.id, p.referrer_id, p.carried_out,
+        'referral:' || p.referrer_id || ':' || %(asset)s || ':' || %(day)s
+    FROM referrals_commissionpayout p WHERE p.asset = %(asset)s AND p.carried_out > 0
+"""  # noqa: S608 - constant fragments
 
 
 def credit_key(referrer: str, asset: str, day: dt.date) -> str:
@@ -354,7 +377,23 @@ def credit_key(referrer: str, asset: str, day: dt.date) -> str:
     return f"referral:{referrer}:{asset}:{day.isoformat()}"
 
 
-def _record_payouts(payouts: list[rules.CommissionPayout], day: dt.date, upto: int) -> None:
+def _pay_asset(asset: str, day: dt.date, params: dict[str, Any]) -> PaymentResult:
+    """Credit one asset's commissions from the pool; all or nothing against its
+    funding. Each credit records its payout (commissions, carried in, amount,
+    carried out): the carried-out remainder is the next payout's carry item."""
+    result = pay_items(
+        Payment(
+            payers=(COMMISSIONS, CARRIES),
+            funding=open_funding_account(program=POOL_PROGRAM, asset=asset),
+            items_sql=_ITEMS,
+            params={**params, "asset": asset, "day": day.isoformat()},
+            refusal=lambda needed, available: (
+                f"referral pool {asset}: {format_amount(needed)} needed for {day} but it holds"
+                f" {format_amount(available)}; nothing was paid"
+            ),
+            cause={"day": day.isoformat(), "asset": asset},
+        )
+    )
     with (
         connection.cursor() as cursor,
         cursor.copy(
@@ -362,49 +401,21 @@ def _record_payouts(payouts: list[rules.CommissionPayout], day: dt.date, upto: i
             " commissions, carried_in, amount, carried_out, payout_key) FROM STDIN"
         ) as copy,
     ):
-        for p in payouts:
+        for credit in result.credits:
             copy.write_row(
                 (
                     day,
-                    p.referrer_id,
-                    p.asset,
-                    upto,
-                    p.commissions,
-                    p.carried_in,
-                    p.amount,
-                    p.carried_out,
-                    credit_key(p.referrer_id, p.asset, day) if p.amount > 0 else "",
+                    credit.user_id,
+                    asset,
+                    params["upto"],
+                    credit.owed_by_payer.get(COMMISSIONS.name, Decimal(0)),
+                    credit.owed_by_payer.get(CARRIES.name, Decimal(0)),
+                    credit.amount,
+                    credit.owed - credit.amount,
+                    credit.key,
                 )
             )
-
-
-def _pay_asset(asset: str, credits: list[rules.CommissionPayout], day: dt.date) -> Decimal:
-    """Credit one asset's commissions from the pool; all or nothing against its funding."""
-    pool = open_funding_account(program=POOL_PROGRAM, asset=asset)
-    total = sum((credit.amount for credit in credits), Decimal(0))
-    try:
-        locked = reserve_funding(pool, total)
-    except InsufficientFunds as short:
-        message = (
-            f"referral pool {asset}: {format_amount(total)} needed for {day} but it holds"
-            f" {format_amount(short.available)};"
-            " nothing was paid"
-        )
-        logger.error("referral payout refused: %s", message)
-        raise ReferralRefusal("budget_exhausted", message) from None
-    post_user_credits(
-        UserCredit(
-            idempotency_key=credit_key(credit.referrer_id, asset, day),
-            kind="referral.commission",
-            funding_account=locked,
-            user_id=credit.referrer_id,
-            amount=credit.amount,
-            user_kind="spot",
-            cause={"day": day.isoformat(), "asset": asset},
-        )
-        for credit in credits
-    )
-    return total
+    return result
 
 
 def _paid_event(day: dt.date, asset: str, referrers: int, total: Decimal) -> DomainEvent:

@@ -155,13 +155,19 @@ class Settlement(models.Model):
 
 
 class Distribution(models.Model):
-    """One distribution: it covers every settled commission with ``day`` on or
-    before its day and ``id`` up to ``upto_commission_id``. Distributions go
-    forward only (a later day's covers all an earlier one could), so the last
-    one bounds what is paid and the next one reads only rows beyond it."""
+    """One distribution: it paid every unpaid settled commission with ``day`` on
+    or before its day and ``id`` up to ``upto_commission_id`` (less an asset
+    whose pool refused). Distributions go forward only; ``unpaid_from`` bounds
+    what the next one reads. Which commission was paid by which credit is in
+    ``ledger.PaidItem``."""
 
     day = models.DateField(unique=True)
     upto_commission_id = models.BigIntegerField()
+    unpaid_from = models.BigIntegerField(
+        default=0,
+        help_text="Every settled commission below this id was paid or invalidated when the"
+        " distribution ended: the next one reads from here.",
+    )
     distributed_at = models.DateTimeField()
     referrers = models.PositiveIntegerField(help_text="Payout rows recorded (referrer and asset).")
     invalidated = models.PositiveIntegerField(help_text="Commissions turned into invalid rebates.")

@@ -9,12 +9,12 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Case, Count, Exists, OuterRef, QuerySet, Sum, Value, When
 
+from ledger.models import PaidItem
 from ledger.selectors import holding_as_of, measure_since
 from referrals import rules
 from referrals.jobs import INVALIDATE, terms_for
 from referrals.models import (
     Commission,
-    CommissionPayout,
     CommissionStatus,
     CommunityPartner,
     ReferralCode,
@@ -106,20 +106,13 @@ def referee_status(relation: Relation, at: dt.datetime) -> dict[str, Any]:
 
 
 def with_state(commissions: QuerySet[Commission]) -> QuerySet[Any]:
-    """Annotate ``state``: invalid (an invalid rebate), paid (a payout of the
-    referrer and asset covers the row), else settled (waiting for payment)."""
-    covering = CommissionPayout.objects.filter(
-        referrer_id=OuterRef("referrer_id"),
-        asset=OuterRef("asset"),
-        day__gte=OuterRef("day"),
-        upto_commission_id__gte=OuterRef("id"),
-        # A payout that rounded to nothing only carried the sum on: still waiting.
-        amount__gt=0,
-    )
+    """Annotate ``state``: invalid (an invalid rebate), paid (a credit paid the
+    row: ``ledger.PaidItem``), else settled (waiting for payment)."""
+    paid = PaidItem.objects.filter(payer="referral.commission", item_id=OuterRef("id"))
     return commissions.annotate(
         state=Case(
             When(status=CommissionStatus.INVALID, then=Value("invalid")),
-            When(Exists(covering), then=Value("paid")),
+            When(Exists(paid), then=Value("paid")),
             default=Value("settled"),
         )
     )
