@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Sum
 
 from config import clock
 from earn import rules
@@ -16,15 +15,10 @@ from earn.models import Accrual, DailyInterest, EarnDistribution, SnapshotRun
 from earn.selectors import terms_for
 from earn.services import EarnRefusal
 from jobs.registry import Daily, job
-from ledger.bookkeeping import (
-    InsufficientFunds,
-    UserCredit,
-    open_funding_account,
-    post_user_credits,
-    reserve_funding,
-)
+from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import format_amount
+from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
 from ledger.sql import binary_cursor
 
 logger = logging.getLogger(__name__)
@@ -207,8 +201,9 @@ def distribute_earn_interest(*, day: dt.date) -> dict[str, Any]:
     credited on D+1 to each user's spot account from the Earn pool's funding
     account in the asset, one credit per user and asset (key
     ``earn:<user>:<asset>:<D>``), with a payout instruction. Interest of 0 is
-    not credited. A day is paid once, however often this runs; all or nothing
-    against the pool's funding. A day not accrued yet is accrued first, and the
+    not credited. Each day's interest row is a payable item paid at most once
+    (``ledger.payables``), however often and for whichever days this runs; all
+    or nothing per asset against the pool's funding, the other assets paid. A day not accrued yet is accrued first, and the
     scheduled run also pays the ``LATE_DAYS`` days before if they are unpaid,
     so a run that failed (an underfunded pool) or never happened is made up."""
     if clock.now() < clock.start_of_day(day + dt.timedelta(days=1)):
@@ -216,14 +211,40 @@ def distribute_earn_interest(*, day: dt.date) -> dict[str, Any]:
             "too_early", f"Earn interest of {day} is paid from {day + dt.timedelta(days=1)}"
         )
     result = _distribute_day(day)
+    refusals = [result["refused"]] if "refused" in result else []
     for back in range(1, LATE_DAYS + 1):
         earlier = _distribute_day(day - dt.timedelta(days=back))
         if not earlier.get("already_paid"):
             result[f"late_{earlier['day']}"] = earlier["credits"]
+        if "refused" in earlier:
+            refusals.append(earlier["refused"])
+    if refusals:
+        # Every other asset and day was paid and committed; the run fails so
+        # ops see the refusal (also flagged in the log and the job record).
+        raise EarnRefusal("budget_exhausted", "; ".join(refusals))
     return result
 
 
+INTEREST = register_payer(
+    Payer(
+        name="earn.interest",
+        table="earn_dailyinterest",
+        credit_kind="earn.interest",
+        description="a user's Earn interest of one day in one asset (RULES.md 4)",
+    )
+)
+
+# Day D's interest rows: one credit each, under the user's key of the day.
+_INTEREST = """
+    SELECT 'earn.interest', i.id, i.user_id, i.interest,
+        'earn:' || i.user_id || ':' || i.asset || ':' || %(day)s
+    FROM earn_dailyinterest i WHERE i.day = %(day)s AND i.asset = %(asset)s AND i.interest > 0
+"""
+
+
 def _distribute_day(day: dt.date) -> dict[str, Any]:
+    """Pay day D's unpaid interest, each asset alone; the day counts as
+    distributed once no asset was refused."""
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EARN_LOCK + 1])
@@ -233,71 +254,58 @@ def _distribute_day(day: dt.date) -> dict[str, Any]:
             # The accrual failed or has not run yet: do it now (it waits for
             # one in progress, and accrues nothing twice).
             accrue_earn_interest(day=day)
-        totals = {
-            asset: total
-            for asset, total in DailyInterest.objects.filter(day=day, interest__gt=0)
-            .values_list("asset")
-            .annotate(total=Sum("interest"))
-            .values_list("asset", "total")
-        }
-        credits = 0
-        for asset, total in sorted(totals.items()):
-            credits += _pay_asset(asset, total, day)
+        assets = sorted(
+            DailyInterest.objects.filter(day=day, interest__gt=0)
+            .values_list("asset", flat=True)
+            .distinct()
+        )
+        results = {asset: _pay_asset(asset, day) for asset in assets}
+        paid = {asset: result for asset, result in results.items() if result.credits}
         # The log's append lock last, once every row lock of this run is held:
         # taken between two assets it could deadlock with another payout job
         # creating the same user accounts.
         append_domain_events(
             [
                 DomainEvent(
-                    event_id=f"earn.interest_paid:{asset}:{day.isoformat()}",
+                    event_id=f"earn.interest_paid:{asset}:{day.isoformat()}:{clock.now().isoformat()}",
                     type="earn.interest_paid",
                     occurred_at=clock.now(),
-                    data={"day": day.isoformat(), "asset": asset, "amount": format_amount(total)},
+                    data={
+                        "day": day.isoformat(),
+                        "asset": asset,
+                        "amount": format_amount(result.amount),
+                    },
                 )
-                for asset, total in sorted(totals.items())
+                for asset, result in paid.items()
             ]
         )
-        EarnDistribution.objects.create(
-            day=day,
-            distributed_at=clock.now(),
-            credits=credits,
-            totals={asset: format_amount(total) for asset, total in sorted(totals.items())},
-        )
+        refusals = [result.refused for result in results.values() if result.refused]
+        if not refusals:
+            EarnDistribution.objects.create(
+                day=day,
+                distributed_at=clock.now(),
+                credits=sum(len(result.credits) for result in results.values()),
+                totals={asset: format_amount(result.amount) for asset, result in paid.items()},
+            )
     return {
         "day": day.isoformat(),
-        "credits": credits,
-        **{f"amount_{a}": format_amount(t) for a, t in sorted(totals.items())},
+        "credits": sum(len(result.credits) for result in results.values()),
+        **{f"amount_{a}": format_amount(result.amount) for a, result in paid.items()},
+        **({"refused": "; ".join(refusals)} if refusals else {}),
     }
 
 
-def _pay_asset(asset: str, total: Decimal, day: dt.date) -> int:
-    pool = open_funding_account(program=POOL_PROGRAM, asset=asset)
-    try:
-        locked = reserve_funding(pool, total)
-    except InsufficientFunds as short:
-        message = (
-            f"Earn pool {asset}: {format_amount(total)} needed for {day} but it holds"
-            f" {format_amount(short.available)};"
-            " nothing was paid"
-        )
-        logger.error("earn payout refused: %s", message)
-        raise EarnRefusal("budget_exhausted", message) from None
-    rows = (
-        DailyInterest.objects.filter(day=day, asset=asset, interest__gt=0)
-        .order_by("user_id")
-        .values_list("user_id", "interest")
-        .iterator(chunk_size=5_000)
-    )
-    report = post_user_credits(
-        UserCredit(
-            idempotency_key=f"earn:{user_id}:{asset}:{day.isoformat()}",
-            kind="earn.interest",
-            funding_account=locked,
-            user_id=user_id,
-            amount=interest,
-            user_kind="spot",
+def _pay_asset(asset: str, day: dt.date) -> PaymentResult:
+    return pay_items(
+        Payment(
+            payers=(INTEREST,),
+            funding=open_funding_account(program=POOL_PROGRAM, asset=asset),
+            items_sql=_INTEREST,
+            params={"day": day.isoformat(), "asset": asset},
+            refusal=lambda needed, available: (
+                f"Earn pool {asset}: {format_amount(needed)} needed for {day} but it holds"
+                f" {format_amount(available)}; nothing was paid"
+            ),
             cause={"day": day.isoformat(), "asset": asset},
         )
-        for user_id, interest in rows
     )
-    return report.posted

@@ -254,7 +254,11 @@ def test_a_missed_accrual_and_an_unpaid_day_are_made_up_by_the_next_run(
     clock("2026-11-21T00:40:00Z")
     with pytest.raises(EarnRefusal, match="Earn pool USDT"):
         distribute_earn_interest(day=D)
-    assert not DailyInterest.objects.exists()
+    # The accrual stands; only the payment was refused.
+    assert list(DailyInterest.objects.filter(interest__gt=0).values_list("day", "interest")) == [
+        (D, Decimal("10.2739726"))
+    ]
+    assert not PayoutInstruction.objects.exists()
     fund_account(
         account=open_funding_account(program="earn", asset="USDT"),
         amount=Decimal(100),
