@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.db import connection
+
+from ledger.money import DEFAULT_PAYOUT_PLACES
 
 # name -> (what must hold, a query returning one row per breach, at most 20)
 CHECKS: dict[str, tuple[str, str]] = {
@@ -63,6 +66,70 @@ CHECKS: dict[str, tuple[str, str]] = {
 }
 
 
+def payable_checks() -> dict[str, tuple[str, str]]:
+    """The checks of paid items (``ledger.payables``), for every registered payer:
+    a credit pays exactly its items, rounded down once; an item is paid once;
+    no credit of a payer's kind pays nothing; no item paid is missing."""
+    from ledger.payables import all_payers
+
+    payers = all_payers()
+    for payer in payers:
+        # Names and tables come from code, never from input; checked all the same.
+        if not re.fullmatch(r"[a-z_.]+", payer.name + payer.table + payer.credit_kind):
+            raise ValueError(f"unexpected payer declaration {payer}")
+    kinds = ", ".join(sorted({f"'{p.credit_kind}'" for p in payers})) or "NULL"
+    pairs = ", ".join(f"('{p.name}', '{p.credit_kind}')" for p in payers) or "(NULL, NULL)"
+    missing = " UNION ALL ".join(
+        f"SELECT i.payer, i.item_id FROM ledger_paiditem i WHERE i.payer = '{p.name}'"  # noqa: S608
+        f" AND NOT EXISTS (SELECT 1 FROM {p.table} x WHERE x.id = i.item_id)"
+        for p in payers
+    )
+    return {
+        "item_paid_once": (
+            "no payable item is paid twice",
+            """SELECT payer, item_id, count(*) FROM ledger_paiditem
+               GROUP BY payer, item_id HAVING count(*) > 1 LIMIT 20""",
+        ),
+        "credit_equals_its_items": (
+            f"every credit that pays items equals their sum rounded down once"
+            f" ({DEFAULT_PAYOUT_PLACES} places)",
+            f"""SELECT i.transaction_id, i.owed, c.credited FROM (
+                   SELECT transaction_id, sum(amount) AS owed FROM ledger_paiditem
+                   GROUP BY transaction_id) i
+               LEFT JOIN (SELECT p.transaction_id, sum(p.amount) AS credited
+                          FROM ledger_posting p JOIN ledger_account a ON a.id = p.account_id
+                          WHERE a.kind = 'user' AND p.amount > 0 GROUP BY p.transaction_id) c
+                 ON c.transaction_id = i.transaction_id
+               WHERE c.credited IS DISTINCT FROM trunc(i.owed, {DEFAULT_PAYOUT_PLACES})
+               LIMIT 20""",  # noqa: S608 - a constant
+        ),
+        "credit_pays_items": (
+            "every credit of a program's payout kind pays at least one payable item",
+            f"""SELECT t.id, t.kind, t.idempotency_key FROM ledger_ledgertransaction t
+               WHERE t.kind IN ({kinds}) AND NOT EXISTS (
+                   SELECT 1 FROM ledger_paiditem i WHERE i.transaction_id = t.id)
+               LIMIT 20""",  # noqa: S608 - names from the payer registry
+        ),
+        "item_paid_by_its_kind": (
+            "every paid item is paid by a credit of its payer's kind to its own user",
+            f"""SELECT i.payer, i.item_id, t.kind, i.user_id FROM ledger_paiditem i
+               JOIN ledger_ledgertransaction t ON t.id = i.transaction_id
+               WHERE (i.payer, t.kind) NOT IN ({pairs}) OR NOT EXISTS (
+                   SELECT 1 FROM ledger_posting p JOIN ledger_account a ON a.id = p.account_id
+                   WHERE p.transaction_id = t.id AND a.kind = 'user' AND a.user_id = i.user_id)
+               LIMIT 20""",  # noqa: S608 - names from the payer registry
+        ),
+        "paid_item_exists": (
+            "every paid item is a row of its program's table",
+            f"SELECT * FROM ({missing}) m LIMIT 20" if missing else "SELECT 1 WHERE false",  # noqa: S608
+        ),
+    }
+
+
+def all_checks() -> dict[str, tuple[str, str]]:
+    return {**CHECKS, **payable_checks()}
+
+
 @dataclass(frozen=True)
 class Breach:
     check: str
@@ -74,7 +141,7 @@ def verify_ledger() -> list[Breach]:
     """Run every check; an empty list means the ledger is sound."""
     breaches = []
     with connection.cursor() as cursor:
-        for name, (rule, sql) in CHECKS.items():
+        for name, (rule, sql) in all_checks().items():
             cursor.execute(sql)
             rows = cursor.fetchall()
             if rows:

@@ -274,3 +274,38 @@ def test_a_missed_accrual_and_an_unpaid_day_are_made_up_by_the_next_run(
         ("earn:u_1:USDT:2026-11-20:spot:USDT", Decimal("10.2739726")),
         ("earn:u_1:USDT:2026-11-21:spot:USDT", Decimal("10.2739726")),
     ]
+
+
+def test_an_empty_pool_in_one_asset_does_not_stop_the_other(db: None, clock: Clock) -> None:
+    # Only the USDT pool is funded. u_1 earns in USDT, u_2 in USDC, both with
+    # V 80,000 and P 25,000: 25,000 x 3% / 365 = 2.05479452 each.
+    fund_account(
+        account=open_funding_account(program="earn", asset="USDT"),
+        amount=Decimal(100),
+        idempotency_key="earn-pool-usdt",
+        by="finance",
+    )
+    _activate("u_1", "2026-11-19T12:00:00Z", clock)
+    _state("u_1", "25000", "2026-11-19T12:00:00Z", value="80000")
+    _activate("u_2", "2026-11-19T12:00:00Z", clock)
+    _state("u_2", "25000", "2026-11-19T12:00:00Z", value="80000", asset="USDC")
+    _snapshots(D, clock)
+    clock("2026-11-21T00:40:00Z")
+    with pytest.raises(EarnRefusal, match=r"Earn pool USDC: 2\.05479452 needed for 2026-11-20"):
+        distribute_earn_interest(day=D)
+    assert list(PayoutInstruction.objects.values_list("user_id", "asset", "amount")) == [
+        ("u_1", "USDT", Decimal("2.05479452"))
+    ]
+    # Once the USDC pool is funded, a rerun of the day pays USDC alone.
+    fund_account(
+        account=open_funding_account(program="earn", asset="USDC"),
+        amount=Decimal(100),
+        idempotency_key="earn-pool-usdc",
+        by="finance",
+    )
+    assert distribute_earn_interest(day=D)["credits"] == 1
+    assert sorted(PayoutInstruction.objects.values_list("user_id", "asset", "amount")) == [
+        ("u_1", "USDT", Decimal("2.05479452")),
+        ("u_2", "USDC", Decimal("2.05479452")),
+    ]
+    assert distribute_earn_interest(day=D)["already_paid"] is True
