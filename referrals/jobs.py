@@ -317,16 +317,20 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
             params,
         )
         lowest_unpaid = cursor.fetchone()[0]
-        Distribution.objects.create(
-            day=day,
-            upto_commission_id=params["upto"],
-            unpaid_from=lowest_unpaid if lowest_unpaid is not None else params["upto"] + 1,
-            distributed_at=now,
-            referrers=sum(len(result.credits) for result in results.values()),
-            invalidated=invalidated,
-        )
-    refusals = [result.refused for result in results.values() if result.refused]
+        refusals = [result.refused for result in results.values() if result.refused]
+        # The day counts as distributed once every asset is: a rerun after the
+        # pool is funded pays what was refused (and nothing twice).
+        if not refusals:
+            Distribution.objects.create(
+                day=day,
+                upto_commission_id=params["upto"],
+                unpaid_from=lowest_unpaid if lowest_unpaid is not None else params["upto"] + 1,
+                distributed_at=now,
+                referrers=sum(len(result.credits) for result in results.values()),
+                invalidated=invalidated,
+            )
     if refusals:
+        # Every other asset was paid and committed; the run fails so ops see it.
         raise ReferralRefusal("budget_exhausted", "; ".join(refusals))
     return {
         "referrers_paid": sum(len(result.credits) for result in results.values()),

@@ -442,3 +442,55 @@ def test_a_payout_that_rounds_to_nothing_leaves_its_commissions_waiting(
     distribute_referral_commissions(day=dt.date(2026, 11, 21))
     assert [amount for _, amount in _paid()] == [Decimal("0.00000002")]
     assert set(with_state(Commission.objects.all()).values_list("state", flat=True)) == {"paid"}
+
+
+def test_a_short_pool_in_one_asset_does_not_stop_the_other(world: None, clock: Clock) -> None:
+    at = "2026-11-20T12:00:00Z"
+    ingest(
+        [
+            # 1000 x 0.0005 = 0.5 USDT fee; x 10% = 0.05 USDT
+            events.fill("e_1", order_id="f1", action="open", fee="0.5", occurred_at=at),
+            # 20 ETH fee x 10% = 2 ETH, and the ETH pool holds 1
+            events.fill(
+                "e_1",
+                order_id="f2",
+                action="open",
+                symbol="ETH_USD",
+                market="coin_m",
+                fee="20",
+                fee_asset="ETH",
+                occurred_at=at,
+            ),
+        ],
+        source="test",
+    )
+    settle_referrals(day=D)
+    clock("2026-11-21T01:00:00Z")
+    with pytest.raises(
+        ReferralRefusal, match="referral pool ETH: 2 needed for 2026-11-20 but it holds 1;"
+    ):
+        distribute_referral_commissions(day=D)
+    assert list(PayoutInstruction.objects.values_list("asset", "amount")) == [
+        ("USDT", Decimal("0.05"))
+    ]
+    assert sorted(with_state(Commission.objects.all()).values_list("asset", "state")) == [
+        ("ETH", "settled"),
+        ("USDT", "paid"),
+    ]
+    fund_account(
+        account=open_funding_account(program="referrals", asset="ETH"),
+        amount=Decimal(1),
+        idempotency_key="pool-ETH-more",
+        by="finance",
+    )
+    # The day was not distributed while ETH was refused: its rerun pays ETH alone.
+    assert distribute_referral_commissions(day=D) == {
+        "referrers_paid": 1,
+        "invalidated": 0,
+        "amount_ETH": "2",
+    }
+    assert sorted(PayoutInstruction.objects.values_list("asset", "amount")) == [
+        ("ETH", Decimal(2)),
+        ("USDT", Decimal("0.05")),
+    ]
+    assert distribute_referral_commissions(day=D)["referrers_paid"] == 0
