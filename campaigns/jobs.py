@@ -343,7 +343,10 @@ def _issue(campaign: Campaign, at: dt.datetime) -> PaymentResult:
                 )
             ]
         )
-        Campaign.objects.filter(pk=campaign.pk).update(bonuses_issued_at=at)
+        # Rewards held back (a user's own exception) keep the issuance open:
+        # the next run offers them again.
+        if not result.exceptions:
+            Campaign.objects.filter(pk=campaign.pk).update(bonuses_issued_at=at)
     return result
 
 

@@ -20,8 +20,9 @@ once, for every program:
    refuses to pay an item twice.
 
 A user's items whose credit key is already taken (a rerun of the same day)
-wait for the next key; a user whose credit would not fit the ledger's numbers
-is reported as an exception and everyone else is paid.
+wait for the next key. A user whose credit would not fit the ledger's numbers,
+or alone exceeds all the funding account holds, is reported as an exception
+(their items stay owed) and everyone else is paid.
 """
 
 from __future__ import annotations
@@ -195,10 +196,13 @@ def pay_items(payment: Payment) -> PaymentResult:
             )
             credits = _credits(payment, cursor.fetchall(), result)
             credits = _without_taken_keys(cursor, credits, result)
+            # The funding row is locked from here to the commit.
+            pool = reserve_funding(payment.funding, Decimal(0))
+            credits = _within_pool(credits, pool, result)
             if not credits:
                 return result
             total = sum((c.amount for c in credits), Decimal(0))
-            locked = reserve_funding(payment.funding, total)
+            locked = reserve_funding(pool, total)
             report = post_user_credits(
                 UserCredit(
                     idempotency_key=c.key,
@@ -279,6 +283,28 @@ def _credits(
             )
         )
     return credits
+
+
+def _within_pool(credits: list[Credit], pool: Account, result: PaymentResult) -> list[Credit]:
+    """One user's claim never blocks everyone: when credits that each alone
+    exceed all the funding account holds are what stands between the others
+    and their payment, they are left out as those users' exceptions (their
+    items stay owed, for ops to look at) and the others are paid. Otherwise
+    the payment stays all or nothing (an underfunded pool refuses it whole)."""
+    outliers = [c for c in credits if c.amount > pool.balance]
+    rest = [c for c in credits if c.amount <= pool.balance]
+    if not outliers or not rest or sum((c.amount for c in rest), Decimal(0)) > pool.balance:
+        return credits
+    for credit in outliers:
+        result.exceptions.append(
+            (
+                credit.user_id,
+                f"a credit of {format_amount(credit.amount)} {pool.asset} alone exceeds all"
+                f" that {pool.code} holds ({format_amount(pool.balance)}); not paid, the items"
+                " stay owed",
+            )
+        )
+    return rest
 
 
 def _without_taken_keys(cursor: Any, credits: list[Credit], result: PaymentResult) -> list[Credit]:

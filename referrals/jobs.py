@@ -318,9 +318,10 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
         )
         lowest_unpaid = cursor.fetchone()[0]
         refusals = [result.refused for result in results.values() if result.refused]
+        held_back = any(result.exceptions for result in results.values())
         # The day counts as distributed once every asset is: a rerun after the
         # pool is funded pays what was refused (and nothing twice).
-        if not refusals:
+        if not refusals and not held_back:
             Distribution.objects.create(
                 day=day,
                 upto_commission_id=params["upto"],
