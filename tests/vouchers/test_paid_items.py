@@ -11,7 +11,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 
-from ledger.bookkeeping import Leg, open_funding_account, post_transaction, user_account
+from ledger.bookkeeping import (
+    Leg,
+    fund_account,
+    open_funding_account,
+    post_transaction,
+    user_account,
+)
 from ledger.models import PaidItem, PayoutInstruction
 from ledger.verification import verify_ledger
 from tests.vouchers.conftest import close, grant
@@ -68,7 +74,7 @@ def test_the_database_refuses_to_pay_an_item_twice(matched: VoucherProgram, cloc
             user_id=paid.user_id,
             paid_at=paid.paid_at,
         )
-    with pytest.raises(Exception, match="append-only"), transaction.atomic():
+    with pytest.raises(Exception, match=r"append-only|permission denied"), transaction.atomic():
         PaidItem.objects.filter(pk=paid.pk).delete()
 
 
@@ -137,4 +143,48 @@ def test_an_unfunded_program_does_not_stop_another(matched: VoucherProgram, cloc
     ]
     empty.refresh_from_db()
     assert "nothing was paid" in empty.budget_alert
+    assert verify_ledger() == []
+
+
+def test_one_claim_larger_than_the_whole_pool_is_held_back_and_the_others_are_paid(
+    program: VoucherProgram, clock: Clock
+) -> None:
+    # The "autumn" pool holds 60. u_1's order lost 12 (a 30 voucher pays 12);
+    # u_2's lost 150 against a 100 voucher: 100 alone exceeds the pool.
+    autumn = services.save_program(slug="autumn", title="Autumn vouchers")
+    services.save_template(program=autumn, code="thirty", face_value=Decimal(30), validity_days=7)
+    services.save_template(program=autumn, code="big", face_value=Decimal(100), validity_days=7)
+    fund_account(
+        account=open_funding_account(program=autumn.funding_program, asset="USDT"),
+        amount=Decimal(60),
+        idempotency_key="autumn-budget",
+        by="finance",
+    )
+    services.grant_vouchers(
+        [
+            services.Grant("a1", "u_1", "autumn", "thirty"),
+            services.Grant("a2", "u_2", "autumn", "big"),
+        ],
+        source="test",
+    )
+    close("u_1", "o1", at=dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC), loss="12")
+    close("u_2", "o2", at=dt.datetime(2026, 11, 20, 13, tzinfo=dt.UTC), loss="150")
+    consume_vouchers(at=dt.datetime(2026, 11, 20, 14, tzinfo=dt.UTC))
+    clock(dt.datetime(2026, 11, 21, 0, 30, tzinfo=dt.UTC))
+    assert pay_voucher_compensation(day=D) == {"users_paid": 1, "amount": "12"}
+    assert list(PayoutInstruction.objects.values_list("user_id", "amount")) == [
+        ("u_1", Decimal(12))
+    ]
+    # u_2's match stays owed: once the pool can cover it, the next run pays it.
+    fund_account(
+        account=open_funding_account(program=autumn.funding_program, asset="USDT"),
+        amount=Decimal(100),
+        idempotency_key="autumn-budget-2",
+        by="finance",
+    )
+    clock(dt.datetime(2026, 11, 22, 0, 30, tzinfo=dt.UTC))
+    assert pay_voucher_compensation(day=D + dt.timedelta(days=1)) == {
+        "users_paid": 1,
+        "amount": "100",
+    }
     assert verify_ledger() == []
