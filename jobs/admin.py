@@ -1,24 +1,100 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from access.audit import AuditedAdmin
-from jobs.models import JobRun
+from jobs.models import JobException, JobRun
+
+
+class JobExceptionInline(admin.TabularInline):
+    """The users (or assets) the run left out, and why."""
+
+    model = JobException
+    fields = ("user_id", "scope", "reason", "detail", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(JobRun)
 class JobRunAdmin(AuditedAdmin):
     """Every run of every job. Schedules themselves (and their pause switch) are
-    under Periodic tasks."""
+    under Periodic tasks. ``partial``: the run did its work for everyone but the
+    exceptions it lists; ``abandoned``: its runner died mid-run (the error says
+    which and when it was found)."""
 
-    list_display = ("job", "key", "status", "trigger", "started_at", "duration", "counts")
+    list_display = (
+        "job",
+        "key",
+        "status",
+        "trigger",
+        "started_at",
+        "duration",
+        "exception_count",
+        "counts",
+        "host",
+    )
     list_filter = ("status", "job", "trigger")
     search_fields = ("job", "key")
     date_hierarchy = "started_at"
     readonly_fields = [field.name for field in JobRun._meta.fields]
+    inlines = [JobExceptionInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[JobRun]:
+        return super().get_queryset(request).annotate(exception_total=Count("exceptions"))
+
+    @admin.display(description="exceptions", ordering="exception_total")
+    def exception_count(self, run: JobRun) -> Any:
+        total = getattr(run, "exception_total", 0)
+        if not total:
+            return 0
+        url = reverse("admin:jobs_jobexception_changelist") + f"?run__exact={run.pk}"
+        return format_html('<a href="{}">{}</a>', url, total)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(JobException)
+class JobExceptionAdmin(AuditedAdmin):
+    """Every user (or asset) a job left out for their data, across runs. With
+    no run: the job function was called directly (a shell, a test)."""
+
+    list_display = ("created_at", "job", "user_id", "scope", "reason", "run_link")
+    list_filter = ("job", "scope")
+    search_fields = ("user_id", "reason")
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in JobException._meta.fields]
+    list_select_related = ("run",)
+
+    @admin.display(description="run", ordering="run")
+    def run_link(self, exception: JobException) -> Any:
+        run = exception.run
+        if run is None:
+            return "-"
+        url = reverse("admin:jobs_jobrun_change", args=[run.pk])
+        return format_html('<a href="{}">#{} [{}]</a>', url, run.pk, run.key)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:

@@ -13,7 +13,7 @@ range, never a query per row and never a scan of a large table:
 - job outcomes come from ``JobRun``: the latest run of each job (the run for
   its latest business key) at the end of the (job, key) index, and the runs of
   the last 24 hours as one primary-key range (runs are numbered in the order
-  they start);
+  they start); the users jobs left out (``JobException``) through its time index;
 - credits come from the funding accounts: a funding account (one program, one
   asset) only ever receives top-ups and pays users, so what it has credited is
   its top-ups minus its balance. Top-ups are a handful of transactions found
@@ -45,7 +45,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from config import clock
-from jobs.models import JobRunStatus
+from jobs.models import DONE_STATUSES, JobRunStatus
 from jobs.registry import all_jobs
 from monitoring.tallies import ACCEPTED, DUPLICATE, REJECTED
 
@@ -157,8 +157,8 @@ def job_metrics(cursor: Any) -> Families:
     statuses = [status.value for status in JobRunStatus]
     runs = GaugeMetricFamily(
         "rewards_job_runs",
-        "Runs started in the last 24 hours, by job and outcome (running, succeeded, failed,"
-        " skipped).",
+        "Runs started in the last 24 hours, by job and outcome (running, succeeded, partial:"
+        " succeeded with exceptions, failed, skipped, abandoned: its runner died).",
         labels=["job", "status"],
     )
     longest = GaugeMetricFamily(
@@ -168,17 +168,23 @@ def job_metrics(cursor: Any) -> Families:
     )
     last_duration = GaugeMetricFamily(
         "rewards_job_last_duration_seconds",
-        "How long the latest run that did its work (succeeded or failed) took.",
+        "How long the latest run that did its work (succeeded, partial or failed) took.",
         labels=["job"],
     )
     last_status = GaugeMetricFamily(
         "rewards_job_last_status",
-        "1 for the outcome (succeeded or failed) of each job's latest run that did its work.",
+        "1 for the outcome (succeeded, partial or failed) of each job's latest run that did"
+        " its work.",
         labels=["job", "status"],
     )
     last_success = GaugeMetricFamily(
         "rewards_job_last_success_timestamp_seconds",
-        "When each job's latest successful run finished (unix time).",
+        "When each job's latest successful (or partial) run finished (unix time).",
+        labels=["job"],
+    )
+    exceptions = GaugeMetricFamily(
+        "rewards_job_exceptions",
+        "Users (or assets) left out for their data by the runs of the last 24 hours, by job.",
         labels=["job"],
     )
     # The runs of the window are one primary-key range: its lower end is the
@@ -218,17 +224,21 @@ def job_metrics(cursor: Any) -> Families:
         FROM unnest(%(names)s::varchar[]) AS j(name)
         LEFT JOIN LATERAL (
             SELECT status, started_at, finished_at FROM jobs_jobrun r
-            WHERE r.job = j.name AND r.status IN ('succeeded', 'failed')
+            WHERE r.job = j.name AND r.status = ANY(%(worked)s)
             ORDER BY r.key DESC, r.id DESC LIMIT 1
         ) last ON true
         LEFT JOIN LATERAL (
             SELECT finished_at FROM jobs_jobrun r
-            WHERE r.job = j.name AND r.status = 'succeeded'
+            WHERE r.job = j.name AND r.status = ANY(%(done)s)
             ORDER BY r.key DESC, r.id DESC LIMIT 1
         ) ok ON true
         ORDER BY j.name
         """,
-        {"names": names},
+        {
+            "names": names,
+            "worked": [status.value for status in (*DONE_STATUSES, JobRunStatus.FAILED)],
+            "done": [status.value for status in DONE_STATUSES],
+        },
     )
     for job, status, seconds, succeeded_at in cursor.fetchall():
         if status is not None:
@@ -236,7 +246,15 @@ def job_metrics(cursor: Any) -> Families:
             last_status.add_metric([job, status], 1)
         if succeeded_at is not None:
             last_success.add_metric([job], float(succeeded_at))
-    return [runs, longest, last_duration, last_status, last_success]
+    # Exceptions of direct calls (no run) count under their job too.
+    cursor.execute(
+        "SELECT job, count(*) FROM jobs_jobexception WHERE created_at >= %s GROUP BY job",
+        [now - JOB_WINDOW],
+    )
+    left_out = dict(cursor.fetchall())
+    for job in sorted({*names, *left_out}):
+        exceptions.add_metric([job], left_out.get(job, 0))
+    return [runs, longest, last_duration, last_status, last_success, exceptions]
 
 
 def credit_metrics(cursor: Any) -> Families:

@@ -39,7 +39,7 @@ from campaigns.models import (
 from campaigns.selectors import budget, disqualified_since, issued_keys, reward_status
 from earn.jobs import POOL_PROGRAM as EARN_PROGRAM
 from earn.models import Activation, DailyInterest, EarnDistribution, Snapshot
-from jobs.models import JobRun, JobRunStatus
+from jobs.models import DONE_STATUSES, JobRun, JobRunStatus
 from jobs.registry import Daily, JobSpec, all_jobs
 from ledger.models import (
     Account,
@@ -1199,6 +1199,9 @@ class JobHealth:
     last_success_at: dt.datetime | None
     state: str
     late: bool
+    # Over the last 24 hours: runs whose runner died, and users (or assets) left out.
+    abandoned: int = 0
+    exceptions: int = 0
 
 
 def _interval(spec: JobSpec) -> dt.timedelta:
@@ -1214,6 +1217,10 @@ def _schedule_text(spec: JobSpec) -> str:
     return f"every {seconds // 60} min" if seconds < 3600 else f"every {seconds // 3600} h"
 
 
+# Abandoned runs and exceptions are counted over this window.
+HEALTH_WINDOW = dt.timedelta(hours=24)
+
+
 def allowed_gap(spec: JobSpec) -> dt.timedelta:
     """How long after its last success a job counts as late: one interval, plus
     a grace of one more interval, at least 10 minutes and at most 2 hours."""
@@ -1223,8 +1230,10 @@ def allowed_gap(spec: JobSpec) -> dt.timedelta:
 
 
 def job_health(now: dt.datetime) -> list[JobHealth]:
-    """Every declared job with its last run and its last success."""
+    """Every declared job with its last run, its last success (a ``partial``
+    run did its work too) and its troubles of the last 24 hours."""
     specs = all_jobs()
+    since = now - HEALTH_WINDOW
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -1235,13 +1244,31 @@ def job_health(now: dt.datetime) -> list[JobHealth]:
                 ORDER BY started_at DESC, id DESC LIMIT 1
             ) last ON true
             LEFT JOIN LATERAL (
-                SELECT started_at FROM jobs_jobrun WHERE job = j.name AND status = %s
+                SELECT started_at FROM jobs_jobrun WHERE job = j.name AND status = ANY(%s)
                 ORDER BY started_at DESC, id DESC LIMIT 1
             ) ok ON true
             """,
-            [[spec.name for spec in specs], JobRunStatus.SUCCEEDED],
+            [[spec.name for spec in specs], [status.value for status in DONE_STATUSES]],
         )
         found = {name: (run_id, success) for name, run_id, success in cursor.fetchall()}
+        # The window's runs are one primary-key range (as in monitoring.metrics).
+        cursor.execute(
+            """
+            SELECT job, count(*) FROM jobs_jobrun
+            WHERE id > coalesce(
+                    (SELECT id FROM jobs_jobrun WHERE started_at < %(since)s
+                     ORDER BY id DESC LIMIT 1), 0)
+                AND started_at >= %(since)s AND status = %(abandoned)s
+            GROUP BY job
+            """,
+            {"since": since, "abandoned": JobRunStatus.ABANDONED.value},
+        )
+        abandoned = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT job, count(*) FROM jobs_jobexception WHERE created_at >= %s GROUP BY job",
+            [since],
+        )
+        exceptions = dict(cursor.fetchall())
     runs = JobRun.objects.in_bulk([run_id for run_id, _ in found.values() if run_id is not None])
     result = []
     for spec in specs:
@@ -1250,7 +1277,17 @@ def job_health(now: dt.datetime) -> list[JobHealth]:
         state = last.status if last is not None else "never run"
         late = success is not None and now - success > allowed_gap(spec)
         result.append(
-            JobHealth(spec.name, spec.description, _schedule_text(spec), last, success, state, late)
+            JobHealth(
+                spec.name,
+                spec.description,
+                _schedule_text(spec),
+                last,
+                success,
+                state,
+                late,
+                abandoned=abandoned.get(spec.name, 0),
+                exceptions=exceptions.get(spec.name, 0),
+            )
         )
     return result
 

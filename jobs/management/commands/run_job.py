@@ -69,6 +69,12 @@ class Command(BaseCommand):
         )
         if run.status == JobRunStatus.SKIPPED:
             raise CommandError(f"{spec.name} [{run.key}] is already running elsewhere; skipped")
+        if run.status == JobRunStatus.PARTIAL:
+            # Done for everyone else: not a failure, but ops must look.
+            self.stderr.write(
+                f"{spec.name} [{run.key}] left out {run.counts.get('exceptions')} user(s) or"
+                f" asset(s) for their data (run #{run.pk}): see admin > Job exceptions"
+            )
 
 
 @contextmanager
