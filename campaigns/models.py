@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.db import models
 
-from ledger.models.fields import amount_field
+from ledger.models.fields import amount_field, exact_sum_field
 
 
 def default_card_table() -> list[dict[str, object]]:
@@ -146,7 +146,9 @@ class DailyVolume(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT)
     user_id = models.CharField(max_length=64)
     day = models.DateField()
-    volume = amount_field()
+    # A sum of fills' notionals: exact beyond NUMERIC(38, 18) (two fills of
+    # 6e19 make 1.2e20), see ledger.models.fields.ExactSumField.
+    volume = exact_sum_field()
     # The newest fill that changed this row: refresh_spins reads only rows past its checkpoint.
     last_position = models.BigIntegerField()
 
@@ -167,7 +169,7 @@ class SpinAllowance(models.Model):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT)
     user_id = models.CharField(max_length=64)
-    valid_volume = amount_field()
+    valid_volume = exact_sum_field()  # a sum of daily volumes, exact as they are
     coverage_granted_at = models.DateTimeField(null=True, blank=True)
     daily_earned = models.PositiveIntegerField(default=0)
     refreshed_at = models.DateTimeField()

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import decimal
 from decimal import ROUND_DOWN, Decimal
 
 # NUMERIC(38, 18): room for any balance, precision beyond any asset's.
 AMOUNT_DIGITS = 38
 AMOUNT_DECIMALS = 18
 DEFAULT_PAYOUT_PLACES = 8
+# The largest magnitude NUMERIC(38, 18) holds is just below 10^20.
+AMOUNT_LIMIT = Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_DECIMALS)
+
+# Python's default decimal context keeps 28 significant digits and rounds
+# beyond them silently (unary minus and abs() included): a contract-valid
+# quantity x price (20 + 18 digits each) has up to 76. Sums and products of
+# amounts are computed in this context instead, entered with
+# ``decimal.localcontext(EXACT)`` (never by changing the global context): 200
+# digits hold any product of two amounts and any sum of them exactly. It
+# rounds down, so the one inexact operation, a division (interest / 365, a
+# mean), truncated here and then rounded down to the payout's places gives
+# exactly the rounded-down result.
+EXACT = decimal.Context(
+    prec=200,
+    rounding=ROUND_DOWN,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
 
 
 def round_payout(amount: Decimal, places: int = DEFAULT_PAYOUT_PLACES) -> Decimal:
     """Round a final payout down to the asset's precision: the house never
     overpays by rounding."""
     return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+
+
+def fits_amount(amount: Decimal) -> bool:
+    """Whether the ledger's NUMERIC(38, 18) can hold ``amount`` (of at most 18
+    decimal places, as every rounded payout is)."""
+    return amount.copy_abs() < AMOUNT_LIMIT
 
 
 def format_amount(amount: Decimal) -> str:

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.db import models
 
+from ledger.models.fields import exact_sum_field
 from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS
 
 
@@ -107,8 +108,10 @@ class ClosedOrder(models.Model):
     first_close_at = models.DateTimeField()
     first_close_event_id = models.CharField(max_length=128)
     last_close_at = models.DateTimeField()
-    realized_pnl = models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS)
-    closing_notional = models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_DECIMALS)
+    # Sums over the order's fills: exact beyond NUMERIC(38, 18) (two fills of
+    # 6e19 make 1.2e20), see ledger.models.fields.ExactSumField.
+    realized_pnl = exact_sum_field()
+    closing_notional = exact_sum_field()
     closing_fills = models.IntegerField()
     market = models.CharField(max_length=16)
     symbol = models.CharField(max_length=64)
@@ -137,7 +140,8 @@ class ClosedOrder(models.Model):
 
     @property
     def loss(self) -> Decimal:
-        return -self.realized_pnl if self.realized_pnl < 0 else Decimal(0)
+        # copy_negate: unary minus would round to the context's 28 digits.
+        return self.realized_pnl.copy_negate() if self.realized_pnl < 0 else Decimal(0)
 
 
 class RiskMeasure(models.Model):
