@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from ledger.models.fields import amount_field
+from ledger.models.fields import amount_field, exact_sum_field
 
 
 def _default_assets() -> list[str]:
@@ -82,8 +82,10 @@ class Snapshot(models.Model):
     at = models.DateTimeField()
     user_id = models.CharField(max_length=64)
     asset = models.CharField(max_length=16)
-    principal = amount_field()
-    position_value = amount_field()
+    # Sums and products of contract-valid amounts, kept exactly whatever their
+    # size (ledger.models.fields.ExactSumField).
+    principal = exact_sum_field()
+    position_value = exact_sum_field()
 
     class Meta:
         constraints = [
@@ -117,11 +119,14 @@ class DailyInterest(models.Model):
     user_id = models.CharField(max_length=64)
     asset = models.CharField(max_length=16)
     snapshots = models.PositiveSmallIntegerField(help_text="Snapshots taken while active.")
-    principal = amount_field(help_text="P: the lowest snapshot (0 if one is missing).")
-    position_value = amount_field(help_text="V: the mean of the day's position values.")
-    boosted_portion = amount_field()
+    # P, V and the portions exactly, whatever their size; the interest is what
+    # the ledger pays, so it must fit NUMERIC(38, 18) (a user's interest that
+    # does not is recorded as a job exception instead of a row).
+    principal = exact_sum_field(help_text="P: the lowest snapshot (0 if one is missing).")
+    position_value = exact_sum_field(help_text="V: the mean of the day's position values.")
+    boosted_portion = exact_sum_field()
     boosted_apr = models.DecimalField(max_digits=8, decimal_places=6)
-    base_portion = amount_field()
+    base_portion = exact_sum_field()
     base_apr = models.DecimalField(max_digits=8, decimal_places=6)
     interest = amount_field()
 

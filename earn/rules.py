@@ -1,14 +1,19 @@
-"""Futures Earn rules as pure functions (RULES.md section 4)."""
+"""Futures Earn rules as pure functions (RULES.md section 4).
+
+Every computation runs in ``ledger.money.EXACT``: a contract-valid position
+(quantity and price of 20 integer digits and 18 decimals each) is worth a
+number of up to 76 digits, which Python's default 28-digit context would round
+without a word (and refuse to quantize)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
-from ledger.money import round_payout
+from ledger.money import EXACT, round_payout
 
 DAYS_IN_YEAR = 365
 FUTURES_MARKETS = ("usdt_m", "usdc_m")  # coin_m positions are not counted
@@ -53,7 +58,8 @@ def snapshot_instants(day: dt.date, terms: Terms) -> list[dt.datetime]:
 
 def principal(available: Decimal, locked: Decimal, margin: Decimal, bonus: Decimal) -> Decimal:
     """available + locked_in_orders + margin_used - bonus, never below 0."""
-    return max(available + locked + margin - bonus, Decimal(0))
+    with localcontext(EXACT):
+        return max(available + locked + margin - bonus, Decimal(0))
 
 
 def position_value(positions: Sequence[Mapping[str, Any]]) -> Decimal:
@@ -61,14 +67,16 @@ def position_value(positions: Sequence[Mapping[str, Any]]) -> Decimal:
     over USDT-M and USDC-M positions (longs positive, shorts negative): a long
     and a short of one underlying net out across the two markets."""
     net: dict[str, Decimal] = {}
-    for position in positions:
-        if position["market"] not in FUTURES_MARKETS:
-            continue
-        sign = -1 if position["side"] == "short" else 1
-        value = abs(Decimal(str(position["quantity"]))) * Decimal(str(position["avg_entry_price"]))
-        underlying = underlying_of(str(position["symbol"]))
-        net[underlying] = net.get(underlying, Decimal(0)) + sign * value
-    return sum((abs(v) for v in net.values()), Decimal(0))
+    with localcontext(EXACT):
+        for position in positions:
+            if position["market"] not in FUTURES_MARKETS:
+                continue
+            sign = -1 if position["side"] == "short" else 1
+            quantity = Decimal(str(position["quantity"])).copy_abs()
+            value = quantity * Decimal(str(position["avg_entry_price"]))
+            underlying = underlying_of(str(position["symbol"]))
+            net[underlying] = net.get(underlying, Decimal(0)) + sign * value
+        return sum((v.copy_abs() for v in net.values()), Decimal(0))
 
 
 def underlying_of(symbol: str) -> str:
@@ -101,23 +109,28 @@ def daily_interest(
     count = len(terms.snapshot_times)
     if len(principals) != count or len(position_values) != count:
         raise ValueError(f"a day has {count} snapshots")
-    return interest_of(min(principals), sum(position_values, Decimal(0)), terms)
+    with localcontext(EXACT):
+        return interest_of(min(principals), sum(position_values, Decimal(0)), terms)
 
 
 def interest_of(p: Decimal, total_value: Decimal, terms: Terms) -> DailyInterest:
     """:func:`daily_interest` from P and the sum of the day's position values."""
     count = len(terms.snapshot_times)
-    # Compare the sum, not a rounded mean: V >= threshold exactly.
-    boosted_tier = total_value >= terms.position_threshold * count
-    boosted = min(p, terms.boosted_principal) if boosted_tier else Decimal(0)
-    base = p - boosted
-    interest = round_payout((boosted * terms.boosted_apr + base * terms.base_apr) / DAYS_IN_YEAR)
-    return DailyInterest(
-        principal=p,
-        position_value=round_payout(total_value / count),
-        boosted_portion=boosted,
-        boosted_apr=terms.boosted_apr if boosted else Decimal(0),
-        base_portion=base,
-        base_apr=terms.base_apr,
-        interest=interest,
-    )
+    with localcontext(EXACT):
+        # Compare the sum, not a rounded mean: V >= threshold exactly.
+        boosted_tier = total_value >= terms.position_threshold * count
+        boosted = min(p, terms.boosted_principal) if boosted_tier else Decimal(0)
+        base = p - boosted
+        # Products and sum exact; the division truncated far below the 8th
+        # place, then rounded down once to it.
+        yearly = boosted * terms.boosted_apr + base * terms.base_apr
+        interest = round_payout(yearly / DAYS_IN_YEAR)
+        return DailyInterest(
+            principal=p,
+            position_value=round_payout(total_value / count),
+            boosted_portion=boosted,
+            boosted_apr=terms.boosted_apr if boosted else Decimal(0),
+            base_portion=base,
+            base_apr=terms.base_apr,
+            interest=interest,
+        )
