@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from campaigns import selectors
 from campaigns.models import Campaign, RewardKind
 from campaigns.services import BudgetExhausted, record_budget_alert
+from jobs.exceptions import job_exceptions
 from jobs.registry import job
 from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
@@ -232,18 +233,19 @@ def issue_campaign_bonuses(*, at: dt.datetime) -> dict[str, Any]:
     issued = 0
     total = Decimal(0)
     refusals = []
-    for campaign in Campaign.objects.filter(
-        drawn_at__isnull=False, drawn_at__lte=at, bonuses_issued_at__isnull=True
-    ).order_by("pk"):
-        result = _issue(campaign, at)
-        if result.refused:
-            record_budget_alert(campaign.pk, result.refused)
-            refusals.append(result.refused)
-        issued += len(result.credits)
-        total += result.amount
-    if refusals:
-        raise BudgetExhausted(0, "; ".join(refusals))
-    return {"rewards_issued": issued, "amount": format_amount(total)}
+    with job_exceptions("issue_campaign_bonuses") as exceptions:
+        for campaign in Campaign.objects.filter(
+            drawn_at__isnull=False, drawn_at__lte=at, bonuses_issued_at__isnull=True
+        ).order_by("pk"):
+            result = _issue(campaign, at)
+            if result.refused:
+                record_budget_alert(campaign.pk, result.refused)
+                refusals.append(result.refused)
+            issued += len(result.credits)
+            total += result.amount
+        if refusals:
+            raise BudgetExhausted(0, "; ".join(refusals))
+        return {"rewards_issued": issued, "amount": format_amount(total), **exceptions.counts()}
 
 
 REWARDS = {

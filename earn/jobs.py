@@ -322,19 +322,20 @@ def distribute_earn_interest(*, day: dt.date) -> dict[str, Any]:
         raise EarnRefusal(
             "too_early", f"Earn interest of {day} is paid from {day + dt.timedelta(days=1)}"
         )
-    result = _distribute_day(day)
-    refusals = [result["refused"]] if "refused" in result else []
-    for back in range(1, LATE_DAYS + 1):
-        earlier = _distribute_day(day - dt.timedelta(days=back))
-        if not earlier.get("already_paid"):
-            result[f"late_{earlier['day']}"] = earlier["credits"]
-        if "refused" in earlier:
-            refusals.append(earlier["refused"])
-    if refusals:
-        # Every other asset and day was paid and committed; the run fails so
-        # ops see the refusal (also flagged in the log and the job record).
-        raise EarnRefusal("budget_exhausted", "; ".join(refusals))
-    return result
+    with job_exceptions("distribute_earn_interest") as exceptions:
+        result = _distribute_day(day)
+        refusals = [result.pop("refused")] if "refused" in result else []
+        for back in range(1, LATE_DAYS + 1):
+            earlier = _distribute_day(day - dt.timedelta(days=back))
+            if not earlier.get("already_paid"):
+                result[f"late_{earlier['day']}"] = earlier["credits"]
+            if "refused" in earlier:
+                refusals.append(earlier["refused"])
+        if refusals:
+            # Every other asset and day was paid and committed; the run fails
+            # so ops see the refusal (also a job exception of the asset).
+            raise EarnRefusal("budget_exhausted", "; ".join(refusals))
+        return {**result, **exceptions.counts()}
 
 
 INTEREST = register_payer(
@@ -392,7 +393,8 @@ def _distribute_day(day: dt.date) -> dict[str, Any]:
             ]
         )
         refusals = [result.refused for result in results.values() if result.refused]
-        if not refusals:
+        held_back = any(result.exceptions for result in results.values())
+        if not refusals and not held_back:
             EarnDistribution.objects.create(
                 day=day,
                 distributed_at=clock.now(),

@@ -38,6 +38,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from config import clock
+from jobs.exceptions import record_exception
 from ledger.bookkeeping import (
     InsufficientFunds,
     UserCredit,
@@ -154,12 +155,14 @@ DELETE FROM ledger_payable_due;
 
 
 def pay_items(payment: Payment) -> PaymentResult:
-    """Pay every unpaid item ``payment`` names: one credit per user, each item
-    tied to its credit. All or nothing for this funding account: a budget
-    refusal pays nothing here and is returned (and logged, and alerted by the
-    caller's ``refusal`` words) rather than raised, so a caller paying several
-    assets pays the others. Runs in its own transaction, or in a savepoint of
-    the caller's (whose commit then publishes the payment)."""
+    """Pay every unpaid item ``payment`` names: one credit per credit key, each
+    item tied to its credit. All or nothing for this funding account: a budget
+    refusal pays nothing here and is returned (and logged, and recorded as a
+    job exception of the asset, in the caller's words) rather than raised, so a
+    caller paying several assets pays the others. Users held back are recorded
+    as job exceptions too. Call it inside a job (``jobs.exceptions``). Runs in
+    its own transaction, or in a savepoint of the caller's (whose commit then
+    publishes the payment)."""
     asset = payment.funding.asset
     result = PaymentResult(asset=asset)
     names = sorted(p.name for p in payment.payers)
@@ -242,6 +245,11 @@ def pay_items(payment: Payment) -> PaymentResult:
     except InsufficientFunds as short:
         result.refused = payment.refusal(short.needed, short.available)
         logger.error("payment refused: %s", result.refused)
+        record_exception(scope=f"asset {asset}", reason=result.refused, detail=payment.funding.code)
+    for user_id, reason in result.exceptions:
+        record_exception(
+            user_id=user_id, scope=f"asset {asset}", reason=reason, detail=payment.funding.code
+        )
     return result
 
 

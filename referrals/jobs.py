@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from config import clock
+from jobs.exceptions import job_exceptions
 from jobs.registry import Daily, job
 from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
@@ -261,6 +262,11 @@ def distribute_referral_commissions(*, day: dt.date) -> dict[str, Any]:
         raise ReferralRefusal(
             "too_early", f"commissions of {day} are paid from {day + dt.timedelta(days=1)}"
         )
+    with job_exceptions("distribute_referral_commissions") as exceptions:
+        return {**_distribute(day, now), **exceptions.counts()}
+
+
+def _distribute(day: dt.date, now: dt.datetime) -> dict[str, Any]:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REFERRALS_LOCK])
         last = Distribution.objects.order_by("-day").first()
