@@ -31,7 +31,9 @@ EXACT = decimal.Context(
 def round_payout(amount: Decimal, places: int = DEFAULT_PAYOUT_PLACES) -> Decimal:
     """Round a final payout down to the asset's precision: the house never
     overpays by rounding."""
-    return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+    # In the exact context: quantize refuses a result of more digits than its
+    # context keeps, and a sum of contract-valid amounts can have more than 28.
+    return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN, context=EXACT)
 
 
 def fits_amount(amount: Decimal) -> bool:

@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from itertools import groupby
 from typing import Any
 
@@ -46,12 +46,9 @@ from ledger.bookkeeping import (
     reserve_funding,
 )
 from ledger.models import Account, UserAccountKind
-from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS, format_amount, round_payout
+from ledger.money import EXACT, fits_amount, format_amount, round_payout
 
 logger = logging.getLogger(__name__)
-
-# The largest credit a posting can hold (NUMERIC(38, 18)).
-LARGEST_CREDIT = Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_DECIMALS) - Decimal(1).scaleb(-8)
 
 
 @dataclass(frozen=True)
@@ -204,7 +201,8 @@ def pay_items(payment: Payment) -> PaymentResult:
             credits = _within_pool(credits, pool, result)
             if not credits:
                 return result
-            total = sum((c.amount for c in credits), Decimal(0))
+            with localcontext(EXACT):
+                total = sum((c.amount for c in credits), Decimal(0))
             locked = reserve_funding(pool, total)
             report = post_user_credits(
                 UserCredit(
@@ -264,9 +262,10 @@ def _credits(
         owed_by_payer = {payer: owed for _, _, payer, owed, _ in rows}
         if len({kinds[payer] for payer in owed_by_payer}) > 1:
             raise ValueError(f"credit {key} would pay items of two kinds of credit")
-        owed = sum(owed_by_payer.values(), Decimal(0))
+        with localcontext(EXACT):
+            owed = sum(owed_by_payer.values(), Decimal(0))
         amount = round_payout(owed)
-        if amount > LARGEST_CREDIT:
+        if not fits_amount(amount):
             result.exceptions.append(
                 (
                     user_id,
@@ -301,7 +300,9 @@ def _within_pool(credits: list[Credit], pool: Account, result: PaymentResult) ->
     the payment stays all or nothing (an underfunded pool refuses it whole)."""
     outliers = [c for c in credits if c.amount > pool.balance]
     rest = [c for c in credits if c.amount <= pool.balance]
-    if not outliers or not rest or sum((c.amount for c in rest), Decimal(0)) > pool.balance:
+    with localcontext(EXACT):
+        rest_total = sum((c.amount for c in rest), Decimal(0))
+    if not outliers or not rest or rest_total > pool.balance:
         return credits
     for credit in outliers:
         result.exceptions.append(

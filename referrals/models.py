@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from ledger.models.fields import amount_field
+from ledger.models.fields import amount_field, exact_sum_field
 
 
 class Program(models.TextChoices):
@@ -114,9 +114,12 @@ class Commission(models.Model):
     referee_id = models.CharField(max_length=64)
     asset = models.CharField(max_length=16)
     fills = models.PositiveIntegerField()
-    fees = amount_field()
+    # Sums of a day's fees and their commission, kept exactly whatever their
+    # size (contract-valid fees have up to 20 integer digits each): one
+    # referee's huge fills never fail the settlement for everyone.
+    fees = exact_sum_field()
     rate = models.DecimalField(max_digits=6, decimal_places=4)
-    amount = amount_field()
+    amount = exact_sum_field()
     status = models.CharField(max_length=10, choices=CommissionStatus.choices)
     # The status the settlement gave (fills before and after an invalidation are
     # separate rows); ``status`` moves on from it only to invalid, when the

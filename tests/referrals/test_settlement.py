@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from jobs.models import JobException
 from ledger.bookkeeping import fund_account, open_funding_account
 from ledger.ingestion import ingest
 from ledger.models import PayoutInstruction
@@ -494,3 +495,46 @@ def test_a_short_pool_in_one_asset_does_not_stop_the_other(world: None, clock: C
         ("USDT", Decimal("0.05")),
     ]
     assert distribute_referral_commissions(day=D)["referrers_paid"] == 0
+
+
+def test_one_referrers_giant_commissions_settle_exactly_and_never_stop_the_others(
+    world: None, clock: Clock
+) -> None:
+    ingest([events.registered("r_2", occurred_at="2026-01-01T00:00:00Z")], source="test")
+    ingest(
+        [events.registered("e_2", referral_code=_code("r_2"), occurred_at="2026-02-01T00:00:00Z")],
+        source="test",
+    )
+    at = "2026-11-20T12:00:00Z"
+    huge = "99999999999999999999"  # the contract's largest fee
+    ingest(
+        [events.fill("e_1", order_id="f1", action="open", fee="0.5", occurred_at=at)]
+        + [
+            events.fill("e_2", order_id=f"g{n}", action="open", fee=huge, occurred_at=at)
+            for n in range(12)
+        ],
+        source="test",
+    )
+    settle_referrals(day=D)
+    # 12 x 99,999,999,999,999,999,999 = 1,199,999,999,999,999,999,988 in fees, x 10%:
+    # kept exactly, though neither fits NUMERIC(38, 18).
+    giant = Commission.objects.get(referrer_id="r_2")
+    assert (giant.fees, giant.amount) == (
+        Decimal("1199999999999999999988"),
+        Decimal("119999999999999999998.8"),
+    )
+    clock("2026-11-21T01:00:00Z")
+    # r_1's 0.5 x 10% = 0.05 is paid; r_2's credit could not be held by the ledger.
+    paid = distribute_referral_commissions(day=D)
+    assert paid == {
+        "referrers_paid": 1,
+        "invalidated": 0,
+        "amount_USDT": "0.05",
+        "exceptions": 1,
+    }
+    assert list(PayoutInstruction.objects.values_list("user_id", "amount")) == [
+        ("r_1", Decimal("0.05"))
+    ]
+    held = JobException.objects.get()
+    assert (held.user_id, held.scope) == ("r_2", "asset USDT")
+    assert "exceeds what the ledger can hold" in held.reason
