@@ -4,6 +4,8 @@ Both first make sure the servers exist: where ``DATABASE_URL`` / ``REDIS_URL``
 are unset, the embedded PostgreSQL and Redis are started (or joined) here, in
 the parent, so that every child process shares them and they stop when the
 parent exits. Where they are set, the named database is created if missing.
+A superuser's ``DATABASE_URL`` is then split into two roles (``config.roles``):
+the owner migrates, everything else runs as the application role.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlparse
 
-from config import embedded
+from config import embedded, roles
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -28,7 +30,9 @@ def _servers() -> None:
     if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
         embedded.provide(os.environ)
     else:
-        _ensure_database(os.environ["DATABASE_URL"])
+        _ensure_database(os.environ.get("DATABASE_OWNER_URL") or os.environ["DATABASE_URL"])
+    # A superuser's URL becomes the owner's (migrations) and the application role's.
+    roles.provide(os.environ)
 
 
 def _ensure_database(url: str) -> None:
@@ -43,8 +47,29 @@ def _ensure_database(url: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def _manage(*args: str) -> None:
-    subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, check=True)  # noqa: S603
+def _manage(*args: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=BASE_DIR, check=True, env=env)  # noqa: S603
+
+
+def _migrate() -> None:
+    """Migrate as the owner, then grant the application role what it may do
+    on the tables as they now are."""
+    owner_url = os.environ.get("DATABASE_OWNER_URL")
+    if not owner_url:
+        _manage("migrate", "--noinput")
+        return
+    as_owner = {**os.environ, "DATABASE_URL": owner_url}
+    _manage("migrate", "--noinput", env=as_owner)
+    _manage(
+        "create_roles",
+        "--owner",
+        roles.user_of(owner_url),
+        "--app",
+        roles.user_of(os.environ["DATABASE_URL"]),
+        "--verbosity",
+        "0",
+        env=as_owner,
+    )
 
 
 def serve(port: int, workers: int, *, demo: bool, speed: int | None) -> int:
@@ -57,7 +82,7 @@ def serve(port: int, workers: int, *, demo: bool, speed: int | None) -> int:
 
     if speed:
         os.environ["TIME_LAPSE"] = clock.start_time_lapse(speed)
-    _manage("migrate", "--noinput")
+    _migrate()
     _manage("collectstatic", "--noinput", "--verbosity", "0")
     start = clock.now().isoformat()
     if demo:

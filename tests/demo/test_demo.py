@@ -30,17 +30,25 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _on(url: str, name: str) -> str:
+    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
+
+
 @pytest.fixture
-def demo_database() -> Iterator[str]:
-    """A database of its own (the demo migrates and fills it), dropped afterwards."""
-    base = os.environ["DATABASE_URL"]
+def demo_database() -> Iterator[dict[str, str]]:
+    """A database of its own (the demo makes and migrates it as the owner role,
+    and runs in it as the application role), dropped afterwards: its URLs."""
     name = f"rewards_demo_{os.getpid()}"
-    admin = urlunparse(urlparse(base)._replace(path="/postgres"))
+    owner = os.environ.get("DATABASE_OWNER_URL") or os.environ["DATABASE_URL"]
+    admin = _on(owner, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
-    yield urlunparse(urlparse(base)._replace(path=f"/{name}"))
+    urls = {"DATABASE_URL": _on(os.environ["DATABASE_URL"], name)}
+    if os.environ.get("DATABASE_OWNER_URL"):
+        urls["DATABASE_OWNER_URL"] = _on(owner, name)
+    yield urls
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
@@ -56,10 +64,12 @@ def _credits(url: str) -> dict[str, int]:
     return dict(rows)
 
 
-def test_the_demo_moves_money_through_a_sound_ledger(demo_database: str, tmp_path: Path) -> None:
+def test_the_demo_moves_money_through_a_sound_ledger(
+    demo_database: dict[str, str], tmp_path: Path
+) -> None:
     env = {
         **os.environ,
-        "DATABASE_URL": demo_database,
+        **demo_database,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_ENV": "development",
         # Streams of its own: nothing left over from another run is read.
@@ -92,7 +102,7 @@ def test_the_demo_moves_money_through_a_sound_ledger(demo_database: str, tmp_pat
         while time.monotonic() < deadline and demo.poll() is None:
             time.sleep(5)
             try:
-                credits = _credits(demo_database)
+                credits = _credits(demo_database["DATABASE_URL"])
             except psycopg.Error:
                 continue  # not migrated yet
             if wanted <= set(credits):

@@ -46,8 +46,9 @@ def one_of_each() -> None:
     ],
 )
 def test_update_and_delete_are_refused(one_of_each: None, sql: str) -> None:
+    # DELETE is not even granted to the application role (access.database_roles).
     with (
-        pytest.raises(DatabaseError, match="append-only"),
+        pytest.raises(DatabaseError, match=r"append-only|permission denied"),
         transaction.atomic(),
         connection.cursor() as cursor,
     ):
@@ -100,8 +101,8 @@ def one_credit(one_of_each: None) -> None:
         ),
         ("UPDATE ledger_payoutinstruction SET amount = 3", "only its delivery fields"),
         ("UPDATE ledger_payoutinstruction SET user_id = 'u_2'", "only its delivery fields"),
-        ("DELETE FROM ledger_payoutinstruction", "append-only"),
-        ("DELETE FROM ledger_account", "append-only"),
+        ("DELETE FROM ledger_payoutinstruction", r"append-only|permission denied"),
+        ("DELETE FROM ledger_account", r"append-only|permission denied"),
     ],
 )
 def test_references_and_payouts_are_guarded_by_the_database(

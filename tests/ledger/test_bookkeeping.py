@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from ledger.bookkeeping import (
     InsufficientFunds,
@@ -175,12 +175,17 @@ def test_twenty_parallel_debits_against_ten_covered_give_ten_refusals() -> None:
 
 def test_verify_ledger_reports_a_breach(funded: Account) -> None:
     call_command("verify_ledger")
-    # A balance that no longer matches its postings (account rows are not facts).
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE ledger_account SET balance = balance + 1 WHERE id = %s", [funded.pk])
-    assert [b.check for b in verify_ledger()] == ["balances_match_postings"]
-    with pytest.raises(CommandError, match="breached"):
-        call_command("verify_ledger")
+    # A balance that no longer matches its postings, seen before the commit that
+    # the database would refuse (tests/ledger/test_money_only_through_postings.py).
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE ledger_account SET balance = balance + 1 WHERE id = %s", [funded.pk]
+            )
+        assert [b.check for b in verify_ledger()] == ["balances_match_postings"]
+        with pytest.raises(CommandError, match="breached"):
+            call_command("verify_ledger")
+        transaction.set_rollback(True)
 
 
 def test_reversal_is_a_new_transaction(funded: Account) -> None:
