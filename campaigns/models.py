@@ -234,7 +234,13 @@ class RewardKind(models.TextChoices):
 class Reward(models.Model):
     """A reward earned (a chosen order's rebate, a daily prize). Its status is
     derived: issued when the ledger holds its idempotency key, void when the user
-    was disqualified before that, pending otherwise (``campaigns.selectors``)."""
+    was disqualified before that, pending otherwise (``campaigns.selectors``).
+
+    Its id is a 64-bit hash of its idempotency key, set by the projection: a
+    rebuild of the read models gives every reward the id it had, so the ledger's
+    paid items (which name rewards by id) keep naming the same rewards. Two keys
+    of one hash would collide on the primary key and fail loudly, never pay a
+    reward as another's."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT)
     user_id = models.CharField(max_length=64)

@@ -51,10 +51,12 @@ def _fold_campaign_events(cursor: Any, after: int, upto: int) -> None:
             RETURNING campaign_id, user_id, number, amount, spun_at
         )
         INSERT INTO campaigns_reward
-            (campaign_id, user_id, kind, reference, amount, earned_at, idempotency_key)
-        SELECT s.campaign_id, s.user_id, 'daily_prize', s.number::text, s.amount, s.spun_at,
-            'campaign:' || c.slug || ':prize:' || s.user_id || ':' || s.number
-        FROM spins s JOIN campaigns_campaign c ON c.id = s.campaign_id
+            (id, campaign_id, user_id, kind, reference, amount, earned_at, idempotency_key)
+        SELECT hashtextextended(k.key, 0), s.campaign_id, s.user_id, 'daily_prize',
+            s.number::text, s.amount, s.spun_at, k.key
+        FROM spins s JOIN campaigns_campaign c ON c.id = s.campaign_id,
+            LATERAL (SELECT 'campaign:' || c.slug || ':prize:' || s.user_id || ':' || s.number
+                     AS key) k
         ON CONFLICT (idempotency_key) DO NOTHING
         """,  # noqa: S608
         params,
@@ -73,12 +75,13 @@ def _fold_campaign_events(cursor: Any, after: int, upto: int) -> None:
             RETURNING campaign_id, user_id, chosen, drawn_at
         )
         INSERT INTO campaigns_reward
-            (campaign_id, user_id, kind, reference, amount, earned_at, idempotency_key)
-        SELECT d.campaign_id, d.user_id, 'coverage_rebate', o->>'order_id',
-            (o->>'rebate')::numeric, d.drawn_at,
-            'campaign:' || c.slug || ':rebate:' || d.user_id || ':' || (o->>'order_id')
+            (id, campaign_id, user_id, kind, reference, amount, earned_at, idempotency_key)
+        SELECT hashtextextended(k.key, 0), d.campaign_id, d.user_id, 'coverage_rebate',
+            o->>'order_id', (o->>'rebate')::numeric, d.drawn_at, k.key
         FROM draws d JOIN campaigns_campaign c ON c.id = d.campaign_id,
-            jsonb_array_elements(d.chosen) o
+            jsonb_array_elements(d.chosen) o,
+            LATERAL (SELECT 'campaign:' || c.slug || ':rebate:' || d.user_id || ':'
+                     || (o->>'order_id') AS key) k
         WHERE (o->>'rebate')::numeric > 0
         ON CONFLICT (idempotency_key) DO NOTHING
         """,  # noqa: S608

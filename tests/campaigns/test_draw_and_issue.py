@@ -19,7 +19,7 @@ from campaigns.jobs import draw_coverage, issue_campaign_bonuses, refresh_spins
 from campaigns.models import Campaign, CoverageDraw, Reward
 from campaigns.selectors import rewards_with_status
 from ledger.ingestion import ingest
-from ledger.models import Account, Event, PayoutInstruction
+from ledger.models import Account, Event, PaidItem, PayoutInstruction
 from ledger.money import format_amount
 from ledger.projection import rebuild
 from ledger.verification import verify_ledger
@@ -286,8 +286,9 @@ def test_replaying_the_log_reproduces_cards_draws_and_rewards(
                 for d in CoverageDraw.objects.all()
             ),
             sorted(
+                # The id too: the ledger's paid items name rewards by id.
                 Reward.objects.values_list(
-                    "user_id", "kind", "reference", "amount", "idempotency_key"
+                    "id", "user_id", "kind", "reference", "amount", "idempotency_key"
                 )
             ),
             sorted((r["status"], str(r["amount"])) for r in rewards_with_status(campaign, "u_1")),
@@ -296,3 +297,6 @@ def test_replaying_the_log_reproduces_cards_draws_and_rewards(
     before = snapshot()
     rebuild()
     assert snapshot() == before
+    paid = set(PaidItem.objects.values_list("item_id", flat=True))
+    assert paid == set(Reward.objects.values_list("id", flat=True)) and len(paid) > 0
+    assert verify_ledger() == []
