@@ -64,7 +64,7 @@ def test_user_credits_post_pay_out_and_are_idempotent(funded: Account) -> None:
     credits = [
         UserCredit(
             idempotency_key=f"reward:{user}",
-            kind="campaign.daily_prize",
+            kind="bookkeeping.test_credit",
             funding_account=funded,
             user_id=user,
             amount=amount,
