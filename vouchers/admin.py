@@ -1,5 +1,6 @@
 """Ops screens of the vouchers: programs (with funding used), templates, grants
-(one at a time or by CSV), vouchers with their consumption, compensations."""
+(one at a time or by CSV), vouchers with their consumption, compensations
+(current matches and the released ones they replaced)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -146,6 +148,39 @@ class VoucherAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/vouchers/voucher/grant.html", context)
 
 
+class MatchStateFilter(admin.SimpleListFilter):
+    """Current matches (pending or paid) apart from released ones, which a
+    later matching of the user's fills replaced and which owe nothing."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("current", "current (pending or paid)"),
+            ("pending", "pending"),
+            ("paid", "paid"),
+            ("released", "released (replaced by a later match)"),
+            ("cancelled", "cancelled by a risk measure"),
+        ]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[Consumption]
+    ) -> QuerySet[Consumption]:
+        value = self.value()
+        if value == "current":
+            return queryset.filter(released_at__isnull=True, cancelled_at__isnull=True)
+        if value == "pending":
+            return queryset.filter(paid_at__isnull=True, cancelled_at__isnull=True)
+        if value == "paid":
+            return queryset.filter(paid_at__isnull=False)
+        if value == "released":
+            return queryset.filter(released_at__isnull=False)
+        if value == "cancelled":
+            return queryset.filter(cancelled_at__isnull=False, released_at__isnull=True)
+        return queryset
+
+
 @admin.register(Consumption)
 class ConsumptionAdmin(ReadOnlyAdmin):
     list_display = (
@@ -156,10 +191,12 @@ class ConsumptionAdmin(ReadOnlyAdmin):
         "loss",
         "amount",
         "payout",
+        "matched_at",
+        "released_at",
         "paid_at",
         "payout_key",
     )
-    list_filter = ("voucher__program",)
+    list_filter = (MatchStateFilter, "voucher__program")
     search_fields = ("=user_id", "=order_id", "payout_key")
     show_full_result_count = False
 

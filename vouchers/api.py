@@ -156,7 +156,10 @@ class VoucherDetailView(APIView):
                         "payout": selectors.payout_status(c),
                         "paid_at": c.paid_at,
                     }
-                    for c in voucher.consumptions.order_by("closed_at", "id")
+                    # The current matches: released ones were replaced as fills changed.
+                    for c in voucher.consumptions.filter(released_at__isnull=True).order_by(
+                        "closed_at", "id"
+                    )
                 ],
             }
         )
@@ -168,6 +171,12 @@ class OrderExplanationView(APIView):
     @extend_schema(
         operation_id="why_voucher_for_order",
         summary="Why an order did or did not use a voucher",
+        description=(
+            "`final` tells whether the answer can still change: a pending match follows the"
+            " order's closing fills until it is paid; a paid one, or an order of a paid day"
+            " that has not changed since, is final (`note` says why). `released` lists the"
+            " order's earlier matches, replaced as its fills changed."
+        ),
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, order_id: str) -> Response:
@@ -183,8 +192,21 @@ class OrderExplanationView(APIView):
                 "voucher_id": consumption.voucher_id if consumption else None,
                 "compensation": format_amount(consumption.amount) if consumption else None,
                 "payout": selectors.payout_status(consumption) if consumption else None,
+                "loss": format_amount(consumption.loss) if consumption else None,
                 "reasons": explanation.reasons,
                 "messages": [rules.MESSAGES[r] for r in explanation.reasons],
                 "vouchers": explanation.vouchers,
+                "final": explanation.final,
+                "note": explanation.note,
+                "released": [
+                    {
+                        "voucher_id": c.voucher_id,
+                        "compensation": format_amount(c.amount),
+                        "loss": format_amount(c.loss),
+                        "matched_at": c.matched_at,
+                        "released_at": c.released_at,
+                    }
+                    for c in explanation.released
+                ],
             }
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
@@ -16,170 +15,42 @@ from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import format_amount
 from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
-from ledger.sql import binary_cursor
-from vouchers import rules
-from vouchers.models import ConsumptionCursor, VoucherProgram
+from vouchers import matching
+from vouchers.models import VoucherProgram
 from vouchers.services import VOID_MEASURE, VoucherRefusal, void_for_risk
 
 logger = logging.getLogger(__name__)
-
-USER_CHUNK = 2_000
-# One consumer of vouchers at a time, whatever instant each run was asked for.
-CONSUMPTION_LOCK = 0x5E7E_0002
-CURSOR = "consumption"
 
 
 @job(
     "consume_vouchers",
     key="instant",
     schedule=dt.timedelta(minutes=1),
-    description="Match new losing orders to vouchers, earliest arrival first (RULES.md 2).",
+    description="Match losing orders to vouchers, earliest arrival first (RULES.md 2).",
 )
 def consume_vouchers(*, at: dt.datetime) -> dict[str, Any]:
     """RULES.md section 2, "Eligible order" and "Consumption by arrival time":
-    every losing order folded since the last run (``ClosedOrder.last_position``)
-    whose user holds a usable voucher is checked with ``vouchers.rules``; a
-    user's eligible orders, in close-time order, each consume the
-    earliest-arrived usable voucher for min(loss, remaining). A match is final;
-    a late order is matched against the vouchers as they stand when it is
-    processed (still only vouchers that arrived before its close).
+    every user whose closed orders changed since the last run
+    (``ClosedOrder.last_position``) and who holds a voucher that can serve or
+    give back is matched again (``vouchers.matching``): until a day is paid,
+    its matches follow all the user's fills known, whenever this job runs; a
+    paid match is final; a late order is matched with the vouchers as they
+    stand, only those that arrived before its close. A changed match is
+    released and replaced, never edited, with a ``voucher.matches_changed``
+    event.
 
     First applies ``void_vouchers`` risk measures. One run at a time: a second
-    concurrent run returns at once."""
+    concurrent run, or one during a payout marking its day paid, returns at once."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [CONSUMPTION_LOCK])
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [matching.CONSUMPTION_LOCK])
         if not cursor.fetchone()[0]:
-            return {"skipped": "another consume_vouchers run is in progress"}
+            return {"skipped": "another consume_vouchers run or a payout is in progress"}
     try:
         voided = void_for_risk(at)
-        return {**_consume(at), **voided}
+        return {**matching.rematch_changed(at), **voided}
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [CONSUMPTION_LOCK])
-
-
-def _consume(at: dt.datetime) -> dict[str, Any]:
-    cursor_row, _ = ConsumptionCursor.objects.get_or_create(
-        name=CURSOR, defaults={"updated_at": at}
-    )
-    since = cursor_row.position
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(max(last_position), %s) FROM ledger_closedorder WHERE last_position > %s",
-            [since, since],
-        )
-        head = int(cursor.fetchone()[0])
-        if head == since:
-            return {"orders_matched": 0, "compensation": "0"}
-        # Users with a new losing order who hold a voucher with money left.
-        cursor.execute(
-            """
-            SELECT DISTINCT o.user_id FROM ledger_closedorder o
-            WHERE o.last_position > %s AND o.last_position <= %s AND o.realized_pnl < 0
-              AND EXISTS (SELECT 1 FROM vouchers_voucher v WHERE v.user_id = o.user_id
-                          AND v.remaining > 0 AND v.voided_at IS NULL)
-            ORDER BY o.user_id
-            """,
-            [since, head],
-        )
-        users = [row[0] for row in cursor.fetchall()]
-    matched = 0
-    total = Decimal(0)
-    for start in range(0, len(users), USER_CHUNK):
-        count, amount = _consume_users(users[start : start + USER_CHUNK], since, head, at)
-        matched += count
-        total += amount
-    ConsumptionCursor.objects.filter(name=CURSOR).update(position=head, updated_at=at)
-    return {"orders_matched": matched, "compensation": format_amount(total), "users": len(users)}
-
-
-def _consume_users(users: list[str], since: int, head: int, at: dt.datetime) -> tuple[int, Decimal]:
-    # Binary parameters and results: thousands of keys, timestamps and amounts
-    # per chunk cost more to quote and parse as text than the queries themselves.
-    with transaction.atomic(), binary_cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT o.user_id, o.order_id, o.first_close_at, o.realized_pnl, o.closing_notional,
-                o.market, o.origin, o.promo_funding, u.account_type
-            FROM ledger_closedorder o LEFT JOIN ledger_exchangeuser u ON u.user_id = o.user_id
-            WHERE o.user_id = ANY(%b::text[]) AND o.last_position > %b AND o.last_position <= %b
-              AND o.realized_pnl < 0
-              AND NOT EXISTS (SELECT 1 FROM vouchers_consumption c
-                              WHERE c.user_id = o.user_id AND c.order_id = o.order_id)
-            """,
-            [users, since, head],
-            binary=True,
-        )
-        orders: dict[str, list[rules.LosingOrder]] = defaultdict(list)
-        for (
-            user_id,
-            order_id,
-            closed_at,
-            pnl,
-            notional,
-            market,
-            origin,
-            promo,
-            account_type,
-        ) in cursor:
-            order = rules.LosingOrder(
-                order_id, closed_at, pnl, notional, market, origin, tuple(promo or ())
-            )
-            if not rules.order_reasons(order, account_type=account_type, vouchers_voided=False):
-                orders[user_id].append(order)
-        if not orders:
-            return 0, Decimal(0)
-        # Row locks on the vouchers used: a concurrent grant or void waits.
-        cursor.execute(
-            """
-            SELECT id, user_id, arrived_at, expires_at, remaining, min_closing_amount
-            FROM vouchers_voucher
-            WHERE user_id = ANY(%b::text[]) AND remaining > 0 AND voided_at IS NULL
-            ORDER BY id FOR UPDATE
-            """,
-            [list(orders)],
-            binary=True,
-        )
-        vouchers: dict[str, list[rules.VoucherState]] = defaultdict(list)
-        for voucher_id, user_id, arrived, expires, remaining, minimum in cursor:
-            vouchers[user_id].append(
-                rules.VoucherState(voucher_id, arrived, expires, remaining, minimum)
-            )
-        rows = []
-        new_remaining: dict[int, Decimal] = {}
-        for user_id, user_orders in orders.items():
-            matches, remaining = rules.match_orders(user_orders, vouchers.get(user_id, []))
-            new_remaining.update(remaining)
-            rows += [
-                (
-                    m.voucher_id,
-                    user_id,
-                    m.order.order_id,
-                    m.order.closed_at,
-                    m.order.loss,
-                    m.amount,
-                    at,
-                    "",
-                )
-                for m in matches
-            ]
-        if not rows:
-            return 0, Decimal(0)
-        with cursor.copy(
-            "COPY vouchers_consumption (voucher_id, user_id, order_id, closed_at, loss, amount,"
-            " matched_at, payout_key) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
-        ids = sorted(new_remaining)
-        cursor.execute(
-            """
-            UPDATE vouchers_voucher v SET remaining = r.remaining
-            FROM unnest(%b::bigint[], %b::numeric[]) AS r(id, remaining) WHERE v.id = r.id
-            """,
-            [ids, [new_remaining[i] for i in ids]],
-        )
-        return len(rows), sum((row[5] for row in rows), Decimal(0))
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [matching.CONSUMPTION_LOCK])
 
 
 CONSUMPTIONS = register_payer(

@@ -4,7 +4,11 @@
 grant (each one also recorded as a ``voucher.granted`` event) with its running
 ``remaining`` amount. ``Consumption`` is the record of ``consume_vouchers``'
 decisions: which order used which voucher for how much, and when it was paid.
-Matches are final; a risk measure cancels unpaid ones (``cancelled_at``).
+Until it is paid a match follows its order's fills: a match that changes is
+*released* (``released_at``, the row kept as history) and a new row records
+the new match; a paid match is final; a risk measure cancels unpaid ones
+(``cancelled_at``). ``PaidDay`` records which days a payout has paid, which
+closes their matching (``vouchers.matching``).
 """
 
 from __future__ import annotations
@@ -103,25 +107,50 @@ class Consumption(models.Model):
     user_id = models.CharField(max_length=64)
     order_id = models.CharField(max_length=128)
     closed_at = models.DateTimeField(help_text="The order's first closing fill.")
-    loss = amount_field()
+    loss = amount_field(help_text="The order's loss when this match was made.")
     amount = amount_field(help_text="min(loss, the voucher's remaining)")
     matched_at = models.DateTimeField()
     payout_key = models.CharField(max_length=200, blank=True, default="")
     paid_at = models.DateTimeField(null=True, blank=True)
-    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When this match stopped owing anything: a risk measure, or its release.",
+    )
+    released_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a later matching of the user's fills replaced this unpaid match"
+        " (kept as history; it owes nothing).",
+    )
 
     class Meta:
         constraints = [
-            # One order uses at most one voucher, once.
+            # One order uses at most one voucher at a time; released rows are history.
             models.UniqueConstraint(
-                fields=["user_id", "order_id"], name="consumption_one_per_order"
+                fields=["user_id", "order_id"],
+                condition=models.Q(released_at__isnull=True),
+                name="consumption_one_per_order",
+            ),
+            # A released match owes nothing and was never paid: a payout racing
+            # the release fails instead of paying it.
+            models.CheckConstraint(
+                condition=models.Q(released_at__isnull=True)
+                | models.Q(paid_at__isnull=True, cancelled_at__isnull=False),
+                name="consumption_released_unpaid",
             ),
         ]
         indexes = [
             models.Index(
                 fields=["closed_at"],
                 name="consumption_unpaid",
-                condition=models.Q(paid_at__isnull=True),
+                condition=models.Q(paid_at__isnull=True, cancelled_at__isnull=True),
+            ),
+            # The open matches of a user (released rows are cancelled too).
+            models.Index(
+                fields=["user_id", "voucher"],
+                name="consumption_active",
+                condition=models.Q(paid_at__isnull=True, cancelled_at__isnull=True),
             ),
         ]
 
@@ -140,3 +169,29 @@ class ConsumptionCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.position}"
+
+
+class PaidDay(models.Model):
+    """A day D whose compensation a payout of ``program`` has paid
+    (``vouchers.matching.mark_day_paid``, in the payout's transaction). Paying D
+    pays every match closed up to the end of D, so D and every day before it
+    are closed: their matches no longer follow later fills, and only orders
+    whose closed-order record changed after ``upto_position`` (late orders) are
+    matched again. Append-only."""
+
+    program = models.ForeignKey(VoucherProgram, on_delete=models.PROTECT, related_name="paid_days")
+    day = models.DateField()
+    paid_at = models.DateTimeField()
+    upto_position = models.BigIntegerField(
+        help_text="consume_vouchers had matched every closed-order change up to this log"
+        " position when the day was paid."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["program", "day"], name="paidday_once"),
+        ]
+        indexes = [models.Index(fields=["day"], name="paidday_day")]
+
+    def __str__(self) -> str:
+        return f"{self.program_id} paid {self.day} @ {self.upto_position}"

@@ -33,6 +33,8 @@ BELOW_THRESHOLD = "below_threshold"
 USED_UP = "used_up"
 VOIDED = "voided"
 NO_USABLE_VOUCHER = "no_usable_voucher"
+# Why an order's matching can no longer change.
+DAY_PAID = "day_paid"
 
 MESSAGES = {
     NOT_A_LOSS: "the order did not close at a loss",
@@ -51,6 +53,8 @@ MESSAGES = {
     USED_UP: "the voucher had nothing left",
     VOIDED: "the voucher was voided",
     NO_USABLE_VOUCHER: "no voucher could serve this order",
+    DAY_PAID: "the order's day was paid without a match for it and the order has not"
+    " changed since: that day's matching is final",
 }
 
 _ORIGIN_REASONS = {"copy": COPY_TRADE, "grid": GRID_TRADE, "bot": BOT_TRADE}
@@ -68,7 +72,8 @@ class LosingOrder:
 
     @property
     def loss(self) -> Decimal:
-        return -self.realized_pnl if self.realized_pnl < 0 else Decimal(0)
+        # copy_negate: unary minus would round to the context's precision.
+        return self.realized_pnl.copy_negate() if self.realized_pnl < 0 else Decimal(0)
 
 
 @dataclass(frozen=True)
