@@ -962,6 +962,7 @@ def _voucher_charts(
         SELECT {_day("c.closed_at")}, 'matched', sum(c.amount)
         FROM vouchers_consumption c JOIN vouchers_voucher v ON v.id = c.voucher_id
         WHERE v.program_id = %(program)s AND c.closed_at >= %(start)s AND c.closed_at < %(end)s
+          AND c.released_at IS NULL  -- a released match was replaced by a later one
         GROUP BY 1
         UNION ALL
         SELECT {_day("c.paid_at")}, 'paid', sum(c.amount)
@@ -972,7 +973,7 @@ def _voucher_charts(
         SELECT {_day("c.cancelled_at")}, 'cancelled', sum(c.amount)
         FROM vouchers_consumption c JOIN vouchers_voucher v ON v.id = c.voucher_id
         WHERE v.program_id = %(program)s AND c.cancelled_at >= %(start)s
-          AND c.cancelled_at < %(end)s
+          AND c.cancelled_at < %(end)s AND c.released_at IS NULL
         GROUP BY 1
         """,  # noqa: S608
         params,

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from config import clock
+from jobs.exceptions import job_exceptions
 from jobs.registry import Daily, job
 from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
@@ -89,18 +90,19 @@ def pay_voucher_compensation(*, day: dt.date) -> dict[str, Any]:
     paid = 0
     total = Decimal(0)
     refusals = []
-    for program in VoucherProgram.objects.order_by("pk"):
-        result = _pay_program(program, day, next_day, now)
-        if result.refused:
-            VoucherProgram.objects.filter(pk=program.pk).update(
-                budget_alert=result.refused[:2000], budget_alert_at=now
-            )
-            refusals.append(result.refused)
-        paid += len(result.credits)
-        total += result.amount
-    if refusals:
-        raise VoucherRefusal("budget_exhausted", "; ".join(refusals))
-    return {"users_paid": paid, "amount": format_amount(total)}
+    with job_exceptions("pay_voucher_compensation") as exceptions:
+        for program in VoucherProgram.objects.order_by("pk"):
+            result = _pay_program(program, day, next_day, now)
+            if result.refused:
+                VoucherProgram.objects.filter(pk=program.pk).update(
+                    budget_alert=result.refused[:2000], budget_alert_at=now
+                )
+                refusals.append(result.refused)
+            paid += len(result.credits)
+            total += result.amount
+        if refusals:
+            raise VoucherRefusal("budget_exhausted", "; ".join(refusals))
+        return {"users_paid": paid, "amount": format_amount(total), **exceptions.counts()}
 
 
 # The program's unpaid matches of orders closed before the end of day D,
@@ -121,6 +123,10 @@ def _pay_program(
 ) -> PaymentResult:
     funding = open_funding_account(program=program.funding_program, asset=program.asset)
     with transaction.atomic():
+        # First: closes the day's matching, and keeps consume_vouchers (and its
+        # risk voiding) out until this commits, so the matches read below are
+        # the ones a run left, never ones it is changing.
+        matching.mark_day_paid(program, day, now)
         result = pay_items(
             Payment(
                 payers=(CONSUMPTIONS,),

@@ -50,7 +50,7 @@ from django.db.models import Min
 
 from config import clock
 from ledger.event_store import DomainEvent, append_domain_events
-from ledger.money import format_amount
+from ledger.money import EXACT, format_amount
 from ledger.sql import binary_cursor
 from vouchers import rules
 from vouchers.models import ConsumptionCursor, PaidDay, VoucherProgram
@@ -62,11 +62,6 @@ USER_CHUNK = 2_000
 CONSUMPTION_LOCK = 0x5E7E_0002
 CURSOR = "consumption"
 CHANGED = "voucher.matches_changed"
-# Amounts of up to 38 digits are added and subtracted here; Python's default
-# context keeps 28 and would round silently. Nothing here divides.
-_EXACT = decimal.Context(
-    prec=200, traps=[decimal.InvalidOperation, decimal.Inexact, decimal.Overflow]
-)
 
 
 class MatchingConflict(RuntimeError):
@@ -180,7 +175,7 @@ def rematch_changed(at: dt.datetime) -> dict[str, Any]:
     tally = _Tally()
     for start in range(0, len(users), USER_CHUNK):
         chunk = _rematch_users(users[start : start + USER_CHUNK], open_from, at)
-        with decimal.localcontext(_EXACT):
+        with decimal.localcontext(EXACT):
             tally.add(chunk)
     ConsumptionCursor.objects.filter(name=CURSOR).update(position=head, updated_at=at)
     return {
@@ -231,7 +226,7 @@ def _rematch_users(users: list[str], open_from: dt.datetime, at: dt.datetime) ->
     # Binary parameters and results: thousands of keys, timestamps and amounts
     # per chunk cost more to quote and parse as text than the queries themselves.
     # Amounts in the exact context: 38-digit amounts exceed the default 28.
-    with transaction.atomic(), binary_cursor() as cursor, decimal.localcontext(_EXACT):
+    with transaction.atomic(), binary_cursor() as cursor, decimal.localcontext(EXACT):
         # The users' open matches (a released match is cancelled too).
         cursor.execute(
             """

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from django.db import models
 
-from ledger.models.fields import amount_field
+from ledger.models.fields import amount_field, exact_sum_field
 
 
 class VoucherProgram(models.Model):
@@ -107,7 +107,9 @@ class Consumption(models.Model):
     user_id = models.CharField(max_length=64)
     order_id = models.CharField(max_length=128)
     closed_at = models.DateTimeField(help_text="The order's first closing fill.")
-    loss = amount_field(help_text="The order's loss when this match was made.")
+    # Exact whatever its size (a closed order's PnL is an exact sum of
+    # contract-valid amounts); what is paid, ``amount``, is at most a face value.
+    loss = exact_sum_field(help_text="The order's loss when this match was made.")
     amount = amount_field(help_text="min(loss, the voucher's remaining)")
     matched_at = models.DateTimeField()
     payout_key = models.CharField(max_length=200, blank=True, default="")

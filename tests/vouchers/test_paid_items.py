@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 
+from jobs.models import JobException
 from ledger.bookkeeping import (
     Leg,
     fund_account,
@@ -126,6 +127,27 @@ def test_verify_ledger_names_a_credit_that_does_not_match_its_items(
     }
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_database_refuses_an_item_paid_by_an_earlier_credit(
+    matched: VoucherProgram, clock: Clock
+) -> None:
+    clock(dt.datetime(2026, 11, 22, 0, 30, tzinfo=dt.UTC))
+    pay_voucher_compensation(day=D + dt.timedelta(days=1))  # committed
+    paid = PaidItem.objects.first()
+    assert paid is not None
+    with (
+        pytest.raises(Exception, match="not created in this database transaction"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            "INSERT INTO ledger_paiditem (payer, item_id, amount, transaction_id, user_id, paid_at)"
+            " VALUES ('voucher.consumption', 999999, 5, %s, 'u_1', now())",
+            [paid.transaction_id],
+        )
+    assert verify_ledger() == []
+
+
 def test_an_unfunded_program_does_not_stop_another(matched: VoucherProgram, clock: Clock) -> None:
     # A second program with no money: its user's 30 is refused, u_1's 19 is paid.
     empty = services.save_program(slug="autumn", title="Autumn vouchers")
@@ -143,6 +165,10 @@ def test_an_unfunded_program_does_not_stop_another(matched: VoucherProgram, cloc
     ]
     empty.refresh_from_db()
     assert "nothing was paid" in empty.budget_alert
+    # The refusal is also the asset's job exception, for ops.
+    assert list(JobException.objects.values_list("job", "scope", "user_id", "reason")) == [
+        ("pay_voucher_compensation", "asset USDT", "", empty.budget_alert)
+    ]
     assert verify_ledger() == []
 
 
@@ -171,10 +197,20 @@ def test_one_claim_larger_than_the_whole_pool_is_held_back_and_the_others_are_pa
     close("u_2", "o2", at=dt.datetime(2026, 11, 20, 13, tzinfo=dt.UTC), loss="150")
     consume_vouchers(at=dt.datetime(2026, 11, 20, 14, tzinfo=dt.UTC))
     clock(dt.datetime(2026, 11, 21, 0, 30, tzinfo=dt.UTC))
-    assert pay_voucher_compensation(day=D) == {"users_paid": 1, "amount": "12"}
+    assert pay_voucher_compensation(day=D) == {
+        "users_paid": 1,
+        "amount": "12",
+        "exceptions": 1,
+    }
     assert list(PayoutInstruction.objects.values_list("user_id", "amount")) == [
         ("u_1", Decimal(12))
     ]
+    held = JobException.objects.get()
+    assert (held.job, held.user_id, held.scope) == ("pay_voucher_compensation", "u_2", "asset USDT")
+    assert held.reason == (
+        "a credit of 100 USDT alone exceeds all that funding:vouchers:autumn:USDT holds (60);"
+        " not paid, the items stay owed"
+    )
     # u_2's match stays owed: once the pool can cover it, the next run pays it.
     fund_account(
         account=open_funding_account(program=autumn.funding_program, asset="USDT"),
