@@ -194,10 +194,12 @@ class CommissionPayout(models.Model):
     referrer_id = models.CharField(max_length=64)
     asset = models.CharField(max_length=16)
     upto_commission_id = models.BigIntegerField()
-    commissions = amount_field()
-    carried_in = amount_field()
+    # Exact: sums of commissions (fees times rates, more than 18 decimals) and
+    # what rounding left of them; ``amount`` is what was credited.
+    commissions = exact_sum_field()
+    carried_in = exact_sum_field()
     amount = amount_field()
-    carried_out = amount_field()
+    carried_out = exact_sum_field()
     payout_key = models.CharField(
         max_length=200, blank=True, default="", help_text="Empty when the amount rounds to 0."
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from ledger.models.fields import amount_field
+from ledger.models.fields import exact_sum_field
 
 
 class PaidItem(models.Model):
@@ -22,7 +22,9 @@ class PaidItem(models.Model):
         max_length=40, help_text="The kind of item, e.g. voucher.consumption (ledger.payables)."
     )
     item_id = models.BigIntegerField(help_text="The item's id in its program's table.")
-    amount = amount_field(help_text="What the item was owed, before the credit's rounding.")
+    # Exactly as the program owes it (a commission is a fee times a rate: more
+    # than 18 decimals); the credit is the sum of its items rounded down once.
+    amount = exact_sum_field(help_text="What the item was owed, before the credit's rounding.")
     # Checked per INSERT statement by a trigger (migration 0007), like postings'
     # references: a row-level foreign key would lock the transaction per item.
     transaction_id = models.BigIntegerField(help_text="The ledger transaction of the credit.")

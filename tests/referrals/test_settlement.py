@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 from jobs.models import JobException
 from ledger.bookkeeping import fund_account, open_funding_account
 from ledger.ingestion import ingest
-from ledger.models import PayoutInstruction
+from ledger.models import PaidItem, PayoutInstruction
+from ledger.verification import verify_ledger
 from referrals.jobs import distribute_referral_commissions, settle_referrals
 from referrals.models import Commission, CommissionPayout, ReferralCode, Relation
 from referrals.selectors import with_state
@@ -538,3 +539,33 @@ def test_one_referrers_giant_commissions_settle_exactly_and_never_stop_the_other
     held = JobException.objects.get()
     assert (held.user_id, held.scope) == ("r_2", "asset USDT")
     assert "exceeds what the ledger can hold" in held.reason
+
+
+def test_a_paid_commission_is_recorded_with_every_decimal(world: None, clock: Clock) -> None:
+    # 0.123456789012345678 USDT fee x 10% = 0.0123456789012345678 (19 decimals)
+    ingest(
+        [
+            events.fill(
+                "e_1",
+                order_id="f1",
+                action="open",
+                fee="0.123456789012345678",
+                occurred_at="2026-11-20T12:00:00Z",
+            )
+        ],
+        source="test",
+    )
+    settle_referrals(day=D)
+    clock("2026-11-21T01:00:00Z")
+    distribute_referral_commissions(day=D)
+    assert list(PaidItem.objects.values_list("payer", "amount")) == [
+        ("referral.commission", Decimal("0.0123456789012345678"))
+    ]
+    assert list(PayoutInstruction.objects.values_list("amount", flat=True)) == [
+        Decimal("0.01234567")
+    ]
+    # 0.0000000089012345678 is carried to r_1's next payout.
+    assert list(CommissionPayout.objects.values_list("carried_out", flat=True)) == [
+        Decimal("0.0000000089012345678")
+    ]
+    assert verify_ledger() == []
