@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
-from itertools import groupby
 from typing import Any
 
 from django.db import connection, transaction
@@ -164,6 +164,7 @@ def pay_items(payment: Payment) -> PaymentResult:
     result = PaymentResult(asset=asset)
     names = sorted(p.name for p in payment.payers)
     now = clock.now()
+    phases = _Phases()
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             # The payer's lock before anything is read: a second payer of the
@@ -182,6 +183,7 @@ def pay_items(payment: Payment) -> PaymentResult:
                 payment.params,
             )
             due = cursor.rowcount
+            phases.done("chosen")
             if not due:
                 return result
             if due >= _ANALYZE_FROM:
@@ -190,12 +192,9 @@ def pay_items(payment: Payment) -> PaymentResult:
             strangers = {row[0] for row in cursor.fetchall()} - set(names)
             if strangers:
                 raise ValueError(f"items of {sorted(strangers)} offered with payers {names}")
-            cursor.execute(
-                "SELECT user_id, credit_key, payer, sum(amount), count(*) FROM ledger_payable_due"
-                " GROUP BY user_id, credit_key, payer ORDER BY user_id, credit_key, payer"
-            )
-            credits = _credits(payment, cursor.fetchall(), result)
+            credits = _credits(cursor, payment, result)
             credits = _without_taken_keys(cursor, credits, result)
+            phases.done("summed")
             # The funding row is locked from here to the commit.
             pool = reserve_funding(payment.funding, Decimal(0))
             credits = _within_pool(credits, pool, result)
@@ -218,6 +217,7 @@ def pay_items(payment: Payment) -> PaymentResult:
                 )
                 for c in credits
             )
+            phases.done("posted")
             if report.posted != len(credits):
                 # Under the payer's lock with every key checked: cannot happen
                 # unless something pays outside this path. Pay nothing.
@@ -238,8 +238,17 @@ def pay_items(payment: Payment) -> PaymentResult:
             result.items = cursor.rowcount
             if result.items != sum(c.items for c in credits):
                 raise RuntimeError("paid items do not match the credits posted; nothing paid")
+            phases.done("tied")
             result.credits = credits
             result.amount = total
+            logger.info(
+                "paid %s items of %s in %s credits from %s (%s)",
+                result.items,
+                "/".join(names),
+                len(credits),
+                payment.funding.code,
+                phases,
+            )
     except InsufficientFunds as short:
         result.refused = payment.refusal(short.needed, short.available)
         logger.error("payment refused: %s", result.refused)
@@ -251,19 +260,42 @@ def pay_items(payment: Payment) -> PaymentResult:
     return result
 
 
-def _credits(
-    payment: Payment, groups: list[tuple[str, str, str, Decimal, int]], result: PaymentResult
-) -> list[Credit]:
-    """One credit per (user, key) from rows grouped by (user, key, payer)."""
+class _Phases:
+    """How long each step of a payment took, for its log line."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.seconds: dict[str, float] = {}
+
+    def done(self, phase: str) -> None:
+        now = time.monotonic()
+        self.seconds[phase] = now - self.last
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in self.seconds.items())
+
+
+def _credits(cursor: Any, payment: Payment, result: PaymentResult) -> list[Credit]:
+    """One credit per (user, key): the sum of its items (in SQL, exactly),
+    rounded down once."""
     kinds = {p.name: p.credit_kind for p in payment.payers}
+    by_payer: dict[str, dict[str, Decimal]] = {}
+    if len(kinds) > 1:
+        # What each kind of item adds to each credit (a referral payout records it).
+        cursor.execute(
+            "SELECT credit_key, payer, sum(amount) FROM ledger_payable_due GROUP BY 1, 2"
+        )
+        for key, payer, owed in cursor.fetchall():
+            by_payer.setdefault(key, {})[payer] = owed
+    cursor.execute(
+        "SELECT user_id, credit_key, min(payer), max(payer), sum(amount), count(*)"
+        " FROM ledger_payable_due GROUP BY user_id, credit_key ORDER BY user_id, credit_key"
+    )
     credits = []
-    for (user_id, key), grouped in groupby(groups, key=lambda row: (row[0], row[1])):
-        rows = list(grouped)
-        owed_by_payer = {payer: owed for _, _, payer, owed, _ in rows}
-        if len({kinds[payer] for payer in owed_by_payer}) > 1:
+    for user_id, key, first, last, owed, items in cursor.fetchall():
+        if kinds[first] != kinds[last]:
             raise ValueError(f"credit {key} would pay items of two kinds of credit")
-        with localcontext(EXACT):
-            owed = sum(owed_by_payer.values(), Decimal(0))
         amount = round_payout(owed)
         if not fits_amount(amount):
             result.exceptions.append(
@@ -280,13 +312,7 @@ def _credits(
             continue
         credits.append(
             Credit(
-                user_id,
-                key,
-                kinds[rows[0][2]],
-                owed,
-                amount,
-                sum(row[4] for row in rows),
-                owed_by_payer,
+                user_id, key, kinds[first], owed, amount, items, by_payer.get(key, {first: owed})
             )
         )
     return credits
