@@ -15,22 +15,21 @@ LANGUAGE plpgsql AS $$
 DECLARE
     ref record;
 BEGIN
+    -- Each distinct transaction once, grouped by the database transaction that
+    -- wrote it: a payout's credits all have one writer.
     FOR ref IN
-        SELECT t.xmin AS writer, min(n.transaction_id) AS example,
-            min(n.payer) AS payer, min(n.item_id) AS item_id
-        FROM (SELECT DISTINCT payer, item_id, transaction_id FROM new_items) n
+        SELECT t.xmin AS writer, min(n.transaction_id) AS example
+        FROM (SELECT DISTINCT transaction_id FROM new_items) n
         LEFT JOIN ledger_ledgertransaction t ON t.id = n.transaction_id
         GROUP BY t.xmin
     LOOP
         IF ref.writer IS NULL THEN
-            RAISE EXCEPTION 'paid item % #% names transaction %, which does not exist',
-                ref.payer, ref.item_id, ref.example
+            RAISE EXCEPTION 'a paid item names transaction %, which does not exist', ref.example
                 USING ERRCODE = 'foreign_key_violation';
         END IF;
         IF NOT rewards_written_here(ref.writer) THEN
-            RAISE EXCEPTION 'paid item % #% names transaction %, which was not created in this database transaction: an item is paid with its credit, never by an earlier one',
-                ref.payer, ref.item_id, ref.example
-                USING ERRCODE = 'restrict_violation';
+            RAISE EXCEPTION 'a paid item names transaction %, which was not created in this database transaction: an item is paid with its credit, never by an earlier one',
+                ref.example USING ERRCODE = 'restrict_violation';
         END IF;
     END LOOP;
     RETURN NULL;
