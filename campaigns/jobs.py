@@ -288,6 +288,10 @@ def _issue(campaign: Campaign, at: dt.datetime) -> PaymentResult:
                 cause={"campaign": campaign.slug},
                 user_kind="futures_bonus",
                 expires_at=expires_at,
+                # RULES.md 1, "Budget": all or nothing, never a partial issuance
+                # (and no reward can be an outlier: rebates are capped, prizes
+                # come from a table).
+                hold_back_outliers=False,
             )
         )
         if result.refused:

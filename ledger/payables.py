@@ -98,6 +98,10 @@ class Payment:
     user_kind: str = UserAccountKind.SPOT
     expires_at: dt.datetime | None = None
     memo: str = ""
+    # Whether a credit that alone exceeds the whole pool is held back so the
+    # others are paid (see _within_pool); off where the program's rules say
+    # all or nothing (a campaign's budget, RULES.md section 1).
+    hold_back_outliers: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +201,8 @@ def pay_items(payment: Payment) -> PaymentResult:
             phases.done("summed")
             # The funding row is locked from here to the commit.
             pool = reserve_funding(payment.funding, Decimal(0))
-            credits = _within_pool(credits, pool, result)
+            if payment.hold_back_outliers:
+                credits = _within_pool(credits, pool, result)
             if not credits:
                 return result
             with localcontext(EXACT):
