@@ -17,6 +17,7 @@ rerun sweeps runs whose runner's session is gone). Kills run two at a time
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,8 @@ def test_payout_killed_at_random_then_rerun_pays_exactly_once(
     job = harness.JOBS[name]
     world = worlds.get(name)
     tally = harness.Tally(job=name, suite="kill")
+    kept = threading.Lock()
+    kept_one: list[str] = []
     started = time.perf_counter()
     with lanes(server, verifiers, world, name) as made:
         db = made[0].copies.next()
@@ -170,6 +173,11 @@ def test_payout_killed_at_random_then_rerun_pays_exactly_once(
             rerun_status = statuses.get(max(statuses)) if statuses else None
             if rerun_status != "succeeded":
                 problems.append(f"the rerun ended {rerun_status!r}")
+            if problems:
+                with kept:
+                    if not kept_one:
+                        kept_one.append(server.keep(db, f"fail_kill_{name}"))
+                        problems.append(f"copy kept as {kept_one[0]}")
             return result
 
         # First the kills at the first commit, then the random ones.
