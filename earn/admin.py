@@ -72,6 +72,12 @@ class EarnTermsAdmin(AuditedAdmin):
             return TERMS_FIELDS
         return ()
 
+    def has_delete_permission(self, request: HttpRequest, obj: EarnTerms | None = None) -> bool:
+        # Only terms not yet in force may go (delete_selected asks about each row).
+        if obj is not None and obj.effective_from <= clock.today():
+            return False
+        return super().has_delete_permission(request, obj)
+
 
 class CurrentlyActive(admin.SimpleListFilter):
     title = "state now"

@@ -120,7 +120,9 @@ class QuarantinedInputAdmin(AuditedAdmin):
             raise PermissionDenied("only open entries can be corrected")
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Replay selected inputs (as corrected)")
+    # Replaying and discarding resolve an entry for good: operators only, who
+    # hold the change permission of quarantined inputs (access/roles.py).
+    @admin.action(description="Replay selected inputs (as corrected)", permissions=["change"])
     def replay(self, request: HttpRequest, queryset: QuerySet[QuarantinedInput]) -> None:
         results: dict[str, int] = {}
         for entry in queryset.filter(status=QuarantineStatus.OPEN):
@@ -131,7 +133,9 @@ class QuarantinedInputAdmin(AuditedAdmin):
         )
         self.message_user(request, f"Replayed: {summary}.")
 
-    @admin.action(description="Discard selected inputs (kept, marked discarded)")
+    @admin.action(
+        description="Discard selected inputs (kept, marked discarded)", permissions=["change"]
+    )
     def discard(self, request: HttpRequest, queryset: QuerySet[QuarantinedInput]) -> None:
         count = 0
         for entry in queryset.filter(status=QuarantineStatus.OPEN):
@@ -162,6 +166,12 @@ class AccountAdmin(ReadOnlyAdmin):
     list_filter = ("kind", "asset", "user_kind")
     search_fields = ("code", "=user_id", "program")
     ordering = ("kind", "code")
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        # The "Fund" link only for those who may fund (fund_view refuses the others).
+        if request.user.has_perm("ledger.fund_account"):
+            return self.list_display
+        return tuple(name for name in self.list_display if name != "fund_link")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         # User accounts keep no balance column (see Account): sum their postings,

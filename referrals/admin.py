@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
 
@@ -59,6 +59,12 @@ class ProgramTermsAdmin(AuditedAdmin):
         if obj is not None and obj.effective_from <= clock.now():
             return ("program", "effective_from", "validity_days", "tiers", "partner_rate")
         return ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: ProgramTerms | None = None) -> bool:
+        # Only terms not yet in force may go (delete_selected asks about each row).
+        if obj is not None and obj.effective_from <= clock.now():
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -155,16 +161,16 @@ class SettlementAdmin(ReadOnlyAdmin):
         )
         return "; ".join(f"{r['state']} {r['total']} {r['asset']}" for r in rows) or "-"
 
+    def has_rerun_permission(self, request: HttpRequest) -> bool:
+        # Settlements are facts here (no add in the admin), but a rerun records a
+        # new one: it is for those who may add settlements, the operators.
+        return request.user.has_perm("referrals.add_settlement")
+
     @admin.action(
         description="Settle late fills of the selected days (pays nothing twice)",
-        permissions=["view"],
+        permissions=["rerun"],
     )
     def rerun(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> None:
-        if not request.user.has_perm("referrals.add_settlement"):
-            messages.error(
-                request, "rerunning a settlement needs the 'add settlement' permission (operator)"
-            )
-            return
         days: set[dt.date] = set(queryset.values_list("day", flat=True))
         results = [_settle_day(day) for day in sorted(days)]
         self.message_user(
