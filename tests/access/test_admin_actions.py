@@ -34,6 +34,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from access.models import ServiceToken
 from access.roles import sync_staff_groups
 from access.services import create_service_token
 from campaigns.models import Campaign, Invitation
@@ -155,7 +156,10 @@ def _registered_actions() -> set[tuple[str, str]]:
     for model, model_admin in admin.site._registry.items():
         names = set(model_admin.get_actions(request))
         # An action declared on the screen that nobody may run still needs its line.
-        names |= {getattr(action, "__name__", action) for action in model_admin.actions or ()}
+        names |= {
+            action if isinstance(action, str) else action.__name__
+            for action in model_admin.actions or ()
+        }
         found |= {(model._meta.label_lower, name) for name in names}
     return found
 
@@ -282,7 +286,7 @@ def _settlements(row: models.Model) -> list[tuple[int, int]]:
 
 
 def _revoked_by(row: models.Model) -> tuple[bool, str]:
-    token = type(row)._default_manager.get(pk=row.pk)
+    token = ServiceToken.objects.get(pk=row.pk)
     return token.revoked_at is not None, token.revoked_by
 
 
