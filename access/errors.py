@@ -2,7 +2,9 @@
 
 ``{"error": {"code": "...", "message": "...", "fields": {"name": ["..."]}}}``:
 ``code`` is stable and machine-readable, ``message`` is for a human, and
-``fields`` (present on validation errors) names each offending field. Services
+``fields`` (present on validation errors, and on a 401 for a token claim at
+fault) names each offending field. A path or query string no view may be
+handed is refused in the same shape before any view runs (access.middleware). Services
 raise :class:`DomainError` subclasses for refusals that follow from the rules
 (a funding account that cannot pay, a window that has closed); the handler
 turns them into a 409 (or their own status) instead of a 500.
@@ -12,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 
 class DomainError(Exception):
@@ -54,18 +57,34 @@ def _body(code: str, message: str, fields: dict[str, list[str]] | None = None) -
     return {"error": error}
 
 
+def invalid_body(fields: dict[str, list[str]]) -> dict[str, Any]:
+    """The 400 body naming each offending field: the same from a view's
+    validation as from the request checks that run before any view."""
+    summary = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in fields.items())
+    return _body("invalid", f"invalid request: {summary}", fields)
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Imported here: loading rest_framework.views loads the authentication
+    # classes, which use the request rules (access.middleware) built on this module.
+    from rest_framework.views import exception_handler
+
     if isinstance(exc, DomainError):
         return Response(_body(exc.code, exc.message, exc.fields), status=exc.http_status)
+    # Django's own 404 and 403 (``get_object_or_404``, ``raise Http404``) in the
+    # API's shape too, as DRF would turn them into its own exceptions.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = exception_handler(exc, context)
     if response is None:
         return None  # a genuine bug: let Django log it and answer 500
     if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail)
-        summary = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in fields.items())
-        response.data = _body("invalid", f"invalid request: {summary}", fields)
+        response.data = invalid_body(_flatten(exc.detail))
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         code = exc.get_codes() if not isinstance(detail, dict | list) else exc.default_code
-        response.data = _body(str(code), str(detail))
+        # A refused credential names the claim at fault (access.authentication).
+        response.data = _body(str(code), str(detail), getattr(exc, "fields", None))
     return response

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.middleware import require_text, require_user_id
 from access.permissions import IsExchangeUser, IsServiceOrExchangeUser, caller_user_id
 from access.principals import ExchangeUserPrincipal
 from campaigns import rules, selectors, services
@@ -23,8 +24,12 @@ from config import clock
 from ledger.money import format_amount
 from ledger.serializers import AmountField
 
+# Campaign.slug's column: a longer slug names no campaign and is refused as such.
+SLUG_MAX = 80
+
 
 def _visible_campaign(slug: str, user_id: str) -> Campaign:
+    require_text("slug", slug, max_length=SLUG_MAX)
     campaign = selectors.visible_campaigns(user_id).filter(slug=slug).first()
     if campaign is None:
         raise Http404(f"no campaign {slug!r} for this user")
@@ -189,6 +194,8 @@ class EligibilityView(APIView):
             user_id = request.query_params.get("user_id", "").strip()
             if not user_id:
                 raise ValidationError({"user_id": ["required with a service token"]})
+            require_user_id("user_id", user_id)
+            require_text("slug", slug, max_length=SLUG_MAX)
             found = Campaign.objects.filter(slug=slug).first()
             if found is None:
                 raise Http404(f"no campaign {slug!r}")

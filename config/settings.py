@@ -75,6 +75,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every log line of the request, other middleware's included, names it.
     "monitoring.middleware.RequestIdMiddleware",
+    # Before anything reads the path or query: text no view may be handed
+    # (NUL, control characters, bytes that are not UTF-8, oversized) is a 400.
+    "access.middleware.RequestInputMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files from the web process itself: no separate server.
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.middleware import require_text
 from access.permissions import IsExchangeUser, IsService, caller_user_id
 from config import clock
 from ledger.money import format_amount
@@ -165,6 +166,10 @@ class VoucherDetailView(APIView):
         )
 
 
+# CONTRACT.md trade.filled: an order id is a string of 1-128 characters.
+ORDER_ID_MAX = 128
+
+
 class OrderExplanationView(APIView):
     permission_classes = [IsExchangeUser]
 
@@ -181,6 +186,7 @@ class OrderExplanationView(APIView):
     )
     def get(self, request: Request, order_id: str) -> Response:
         user_id = caller_user_id(request)
+        require_text("order_id", order_id, max_length=ORDER_ID_MAX)
         explanation = selectors.explain_order(user_id, order_id)
         if explanation is None:
             raise Http404("no closed order with this id for this user")
