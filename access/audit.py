@@ -6,6 +6,11 @@ as an ``ops.admin_action`` event, in the same database transaction. Admin
 actions (the "Action:" menu: reruns, replays, ...) write no ``LogEntry`` of
 their own, so :class:`AuditedAdmin`, the base of every admin screen here,
 logs one per selected object before running the action.
+
+The event's id is the ``LogEntry``'s, in the product's own namespace of ids
+(ledger migration 0012): no inbound event can hold it. Should the log
+nevertheless hold a different record under that id (log entries numbered
+again after a restore), the action is refused rather than left unaudited.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ def record_admin_action(
     if not created:
         return
     content_type = instance.content_type
-    append_domain_events(
+    result = append_domain_events(
         [
             DomainEvent(
                 event_id=f"ops.admin_action:{instance.pk}",
@@ -48,6 +53,15 @@ def record_admin_action(
             )
         ]
     )
+    if result.conflicting:
+        raise AuditNotRecorded(
+            f"the event log already holds a different {result.conflicting[0]}:"
+            " this admin action cannot be audited, so it is refused"
+        )
+
+
+class AuditNotRecorded(RuntimeError):
+    """An admin action whose audit record cannot be written."""
 
 
 ActionFunction = Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Any]], Any]

@@ -1,5 +1,7 @@
 """Earn activations, folded from ``earn.activated`` and ``earn.deactivated``
-(the events ``POST``/``DELETE /api/v1/earn/activation`` append)."""
+(the events ``POST``/``DELETE /api/v1/earn/activation`` append). Activations
+are keyed by their event's id, which is unique among the product's own events
+only: the fold reads nothing else."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ def _fold(cursor: Any, after: int, upto: int) -> None:
         SELECT e.event_id, e.user_id, e.occurred_at, e.type = 'earn.activated'
         FROM ledger_event e
         WHERE e.position > %s AND e.position <= %s
-          AND e.type IN ('earn.activated', 'earn.deactivated')
+          AND e.type IN ('earn.activated', 'earn.deactivated') AND e.origin = 'rewards'
         ON CONFLICT (event_id) DO NOTHING
         """,
         [after, upto],

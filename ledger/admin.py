@@ -57,6 +57,7 @@ class EventAdmin(ReadOnlyAdmin):
     list_display = (
         "position",
         "type",
+        "origin",
         "event_id",
         "user_id",
         "occurred_at",

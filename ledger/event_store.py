@@ -12,6 +12,12 @@ it is held nobody else appends, so:
 - the projectors run in the same transaction, right after the insert, so read
   models are exactly as current as the log and a crash leaves neither behind.
 
+Ids are unique per origin (a database constraint): inbound facts and the
+product's own decisions are two namespaces, and each append path looks up and
+writes only its own. An inbound event sent with the id of a decision this
+product records later is stored as the inbound fact it is and takes nothing
+from that decision.
+
 The lock serialises writers to the log, which is what a single global order
 means; throughput comes from batching (one lock, one COPY and one set-based SQL
 statement per projector for thousands of events), see docs/benchmarks.md.
@@ -37,7 +43,13 @@ from ledger.sql import binary_cursor
 # A fixed key for pg_advisory_xact_lock: "append to the event log".
 APPEND_LOCK_KEY = 0x5E7E_0001
 
-_COPY_EVENTS = (
+# Inbound rows name no origin: the column's default puts them in the exchange
+# namespace, so this path cannot write a domain event whatever it is given.
+_COPY_INBOUND = (
+    "COPY ledger_event (event_id, type, occurred_at, received_at, user_id, data,"
+    " extra, body_hash, source) FROM STDIN"
+)
+_COPY_DOMAIN = (
     "COPY ledger_event (event_id, type, origin, occurred_at, received_at, user_id, data,"
     " extra, body_hash, source) FROM STDIN"
 )
@@ -61,8 +73,12 @@ class DomainEvent:
 @dataclass(slots=True)
 class AppendResult:
     appended: list[str] = field(default_factory=list)
-    # event_id -> body hash already stored, for ids that were there before.
+    # event_id -> body hash already stored, for ids the product had recorded
+    # before (an inbound event with the same id is another namespace's).
     existing: dict[str, str] = field(default_factory=dict)
+    # Ids stored before with a different body: the decision recorded earlier
+    # stands, and the caller's differs from it.
+    conflicting: list[str] = field(default_factory=list)
 
 
 def take_append_lock() -> None:
@@ -71,14 +87,19 @@ def take_append_lock() -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
 
 
-def stored_hashes(event_ids: Sequence[str]) -> dict[str, str]:
-    """Body hashes of the given ids that are already in the log."""
+def stored_hashes(
+    event_ids: Sequence[str], *, origin: str = EventOrigin.EXCHANGE
+) -> dict[str, str]:
+    """Body hashes of the given ids already in the log in ``origin``'s namespace
+    (inbound facts unless told otherwise). One probe of the unique
+    (event_id, origin) index per id."""
     if not event_ids:
         return {}
     with binary_cursor() as cursor:
         cursor.execute(
-            "SELECT event_id, body_hash FROM ledger_event WHERE event_id = ANY(%b::text[])",
-            [list(event_ids)],
+            "SELECT event_id, body_hash FROM ledger_event"
+            " WHERE event_id = ANY(%b::text[]) AND origin = %b",
+            [list(event_ids), str(origin)],
         )
         return dict(cursor.fetchall())
 
@@ -96,13 +117,12 @@ def copy_inbound(events: Iterable[InboundEvent], *, source: str, received_at: dt
     count = 0
     raw = connection.connection
     assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
+    with raw.cursor() as cursor, cursor.copy(_COPY_INBOUND) as copy:
         for event in events:
             copy.write_row(
                 (
                     event.event_id,
                     event.type,
-                    EventOrigin.EXCHANGE,
                     event.occurred_at,
                     received_at,
                     event.user_id,
@@ -117,19 +137,23 @@ def copy_inbound(events: Iterable[InboundEvent], *, source: str, received_at: dt
 
 
 def append_domain_events(events: Sequence[DomainEvent], *, source: str = "rewards") -> AppendResult:
-    """Append this product's own events (idempotent by ``event_id``) and project them.
+    """Append this product's own events (idempotent by ``event_id`` among domain
+    events) and project them.
 
     Runs in the caller's transaction when there is one, so a decision and its
-    ledger transaction commit together.
+    ledger transaction commit together. Only domain events are looked up: an
+    inbound event with the same id is another namespace's and changes nothing.
     """
     result = AppendResult()
     if not events:
         return result
     with transaction.atomic():
         take_append_lock()
-        result.existing = stored_hashes([event.event_id for event in events])
+        result.existing = stored_hashes(
+            [event.event_id for event in events], origin=EventOrigin.REWARDS
+        )
         received_at = clock.now()
-        seen: set[str] = set(result.existing)
+        seen: set[str] = set()
         rows = []
         for event in events:
             if event.event_id in seen:
@@ -142,6 +166,11 @@ def append_domain_events(events: Sequence[DomainEvent], *, source: str = "reward
                 "user_id": event.user_id,
                 "data": event.data,
             }
+            digest = body_hash(json.loads(json.dumps(body, default=str)))
+            if event.event_id in result.existing:
+                if result.existing[event.event_id] != digest:
+                    result.conflicting.append(event.event_id)
+                continue
             rows.append(
                 (
                     event.event_id,
@@ -152,7 +181,7 @@ def append_domain_events(events: Sequence[DomainEvent], *, source: str = "reward
                     event.user_id,
                     json.dumps(event.data, ensure_ascii=False, default=str),
                     "{}",
-                    body_hash(json.loads(json.dumps(body, default=str))),
+                    digest,
                     source,
                 )
             )
@@ -160,7 +189,7 @@ def append_domain_events(events: Sequence[DomainEvent], *, source: str = "reward
         if rows:
             raw = connection.connection
             assert raw is not None
-            with raw.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
+            with raw.cursor() as cursor, cursor.copy(_COPY_DOMAIN) as copy:
                 for row in rows:
                     copy.write_row(row)
             projection.project_pending()

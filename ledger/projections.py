@@ -6,7 +6,12 @@ from typing import Any
 
 from ledger.projection import Projector, register
 
-_RANGE = "e.type = %(type)s AND e.position > %(after)s AND e.position <= %(upto)s"
+# Inbound facts only: these read models key rows by event id, which is unique
+# among inbound facts, not across the log (ledger migration 0012).
+_RANGE = (
+    "e.type = %(type)s AND e.origin = 'exchange'"
+    " AND e.position > %(after)s AND e.position <= %(upto)s"
+)
 
 
 def _params(event_type: str, after: int, upto: int) -> dict[str, Any]:

@@ -11,7 +11,9 @@ class Event(models.Model):
     """One fact, forever.
 
     Inbound facts of CONTRACT.md and this product's own domain events share one
-    log with one global order (``position``). Appends are serialised under one
+    log with one global order (``position``), but not one id namespace: an id
+    is unique per ``origin``, so an inbound event can never take the id of a
+    decision this product records later. Appends are serialised under one
     advisory lock (see ``ledger.event_store``), so position order is commit
     order and a projector that has read up to position N never misses a row
     that commits later with a smaller position. A trigger refuses UPDATE and
@@ -19,11 +21,16 @@ class Event(models.Model):
     """
 
     position = models.BigAutoField(primary_key=True)
-    # Unique through a constraint, not unique=True: no extra LIKE index to keep
-    # up on the hot insert path.
+    # Unique per origin through a constraint, not unique=True: no extra LIKE
+    # index to keep up on the hot insert path.
     event_id = models.CharField(max_length=128)
     type = models.CharField(max_length=64)
-    origin = models.CharField(max_length=16, choices=EventOrigin.choices)
+    # Inbound appends name no origin and get the database's default: only the
+    # domain append writes ``rewards``, and a writer that forgets the column
+    # lands in the namespace of untrusted input, never in the product's own.
+    origin = models.CharField(
+        max_length=16, choices=EventOrigin.choices, db_default=EventOrigin.EXCHANGE
+    )
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField()
     user_id = models.CharField(max_length=64, blank=True, default="")
@@ -35,7 +42,17 @@ class Event(models.Model):
     source = models.CharField(max_length=16)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["event_id"], name="event_id_unique")]
+        constraints = [
+            # event_id first: the inbound dedupe probes (event_id, 'exchange')
+            # once per id, and a lookup by id alone still uses the index.
+            models.UniqueConstraint(
+                fields=["event_id", "origin"], name="event_id_unique_per_origin"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(origin__in=[EventOrigin.EXCHANGE, EventOrigin.REWARDS]),
+                name="event_origin_known",
+            ),
+        ]
         # No index on type: projectors read position ranges (the primary key)
         # and filter by type; a (type, position) index was the largest one to
         # keep up on every append.
