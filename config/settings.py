@@ -215,6 +215,9 @@ EVENT_CONSUMER_GROUP = os.environ.get("EVENT_CONSUMER_GROUP", "rewards")
 EVENT_RECLAIM_IDLE_MS = int(os.environ.get("EVENT_RECLAIM_IDLE_MS", "60000"))
 PAYOUT_STREAM = os.environ.get("PAYOUT_STREAM", "rewards.payouts")
 MAX_EVENTS_PER_REQUEST = 5000
+# A batch body is read no further than this (413 beyond): 5,000 events of a
+# few hundred bytes each fit many times over (docs/api.md).
+MAX_EVENT_BATCH_BYTES = 32 * 1024 * 1024
 REFERRAL_LINK_BASE = os.environ.get(
     "REFERRAL_LINK_BASE", "https://www.example-exchange.com/register?ref="
 )

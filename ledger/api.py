@@ -20,7 +20,7 @@ from access.permissions import IsExchangeUser, IsService, caller_user_id
 from ledger import selectors
 from ledger.ingestion import ingest
 from ledger.models import PayoutInstruction
-from ledger.parsers import FastJSONParser
+from ledger.parsers import EventBatchParser
 from ledger.payouts import acknowledge_payout, payout_message
 from ledger.serializers import AmountField
 
@@ -42,6 +42,13 @@ class IngestResponseSerializer(serializers.Serializer):
             "event_id": serializers.CharField(allow_null=True),
             "status": serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"]),
             "errors": EventFieldErrorSerializer(many=True, required=False),
+            "reason": serializers.ChoiceField(
+                choices=["invalid", "conflict", "refused"],
+                required=False,
+                help_text="Why a rejected event was refused: `invalid` (the contract or the"
+                " wire bounds), `conflict` (its event_id came before with another body),"
+                " `refused` (valid, but the database refused to store it).",
+            ),
             "quarantine_id": serializers.IntegerField(required=False),
         },
         many=True,
@@ -52,7 +59,7 @@ class EventBatchView(APIView):
     """Ingest a batch of exchange events (CONTRACT.md)."""
 
     permission_classes = [IsService]
-    parser_classes = [FastJSONParser]
+    parser_classes = [EventBatchParser]
 
     @extend_schema(
         operation_id="ingest_events",
@@ -61,7 +68,8 @@ class EventBatchView(APIView):
             'Body: `{"events": [...]}` with 1-5,000 events of CONTRACT.md. Each event is '
             "answered on its own: `accepted` (new), `duplicate` (same `event_id` and body "
             "already received: harmless) or `rejected` with the field errors; a rejected "
-            "event is kept in quarantine for ops. The batch commits atomically."
+            "event is kept in quarantine for ops. One event never fails its batch: the "
+            "others are stored whatever happens to it."
         ),
         request=inline_serializer(
             "EventBatch", {"events": serializers.ListField(child=serializers.DictField())}
@@ -80,7 +88,7 @@ class EventBatchView(APIView):
             raise ValidationError(
                 {"events": [f"at most {limit} events per request, got {len(events)}"]}
             )
-        report = ingest(events, source="rest")
+        report = ingest(events, source="rest", texts_clean=getattr(body, "texts_clean", False))
         return Response(
             {**report.summary(), "results": [outcome.as_dict() for outcome in report.outcomes]},
             status=status.HTTP_200_OK,

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-import orjson
+from ledger.wire import MAX_EVENT_BYTES, FieldError, canonical_body, check, decode, shown
 
 EVENT_TYPES = (
     "user.registered",
@@ -36,6 +36,10 @@ PROMO_FUNDING = ("bonus", "fee_voucher", "futures_voucher")
 WALLET_ASSETS = ("USDT", "USDC")
 RISK_MEASURES = ("invalidate_referral", "disqualify_campaigns", "void_vouchers")
 ENVELOPE_FIELDS = ("event_id", "type", "occurred_at", "user_id", "data")
+# The instants an event may claim (after its offset): outside them lie typing
+# errors and values the database's timestamps and the jobs' days cannot hold.
+EARLIEST_OCCURRED_AT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST_OCCURRED_AT = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 
 _EVENT_ID = re.compile(r"[\x20-\x7e]{1,128}")
 # At most 18 decimal places (the ledger's NUMERIC(38, 18) keeps every digit) and
@@ -48,15 +52,6 @@ _SYMBOL = re.compile(r"[A-Z0-9]{1,30}_[A-Z0-9]{1,30}")
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    field: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
 
 
 @dataclass(slots=True)
@@ -77,37 +72,16 @@ class _Errors(list[FieldError]):
         self.append(FieldError(path, message))
 
 
-def canonical_body(body: dict[str, Any]) -> bytes:
-    """The body as canonical JSON (sorted keys, no spaces, UTF-8): the same fact
-    always hashes the same, whichever door it came through and however it was
-    formatted."""
-    try:
-        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
-        # Integers beyond 64 bits in an unknown extra field: the slow encoder copes.
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def body_hash(body: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_body(body)).hexdigest()
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_json(raw: str | bytes) -> tuple[Any, list[FieldError]]:
-    """Parse one JSON document; a syntax error is reported on the field ``(body)``."""
-    try:
-        return orjson.loads(raw), []
-    except orjson.JSONDecodeError:
-        pass
-    # The strict fast parser refuses integers beyond 64 bits, which are valid JSON;
-    # the standard parser decides, and words the error for ops.
-    try:
-        return json.loads(raw, parse_constant=_refuse_constant), []
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, [FieldError("(body)", f"not valid JSON: {exc}")]
+    """Decode one JSON text under the wire rules (ledger.wire); a problem is
+    reported on the field ``(body)`` or ``(event)``."""
+    decoded = decode(raw)
+    if decoded.errors:
+        return None, decoded.errors
+    errors: list[FieldError] = []
+    if decoded.needs_check:
+        check(decoded.body, errors)
+    return decoded.body, errors
 
 
 def parse_occurred_at(value: Any) -> dt.datetime | None:
@@ -120,45 +94,51 @@ def parse_occurred_at(value: Any) -> dt.datetime | None:
     if match and len(match.group(1)) > 6:
         text = text[: match.start(1) + 6] + text[match.end(1) :]
     try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
+        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # an offset can push a valid text past year 1 or 9999
         return None
-    return parsed.astimezone(dt.UTC)
 
 
-def validate_event(body: Any) -> tuple[InboundEvent | None, list[FieldError]]:
-    """Check one decoded event against CONTRACT.md."""
+def validate_event(
+    body: Any, *, checked: bool = False, texts_clean: bool = False
+) -> tuple[InboundEvent | None, list[FieldError]]:
+    """Check one decoded event against CONTRACT.md and the wire bounds
+    (``checked``: :func:`parse_json` has already applied the bounds;
+    ``texts_clean``: its strings and keys are known clean, see
+    ``wire.decode_document``)."""
     errors = _Errors()
     if not isinstance(body, dict):
         errors.add("(event)", "must be a JSON object")
         return None, errors
+    if not checked:
+        check(body, errors, texts=not texts_clean)
 
     event_id = body.get("event_id")
     if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
         errors.add("event_id", "required: 1-128 printable ASCII characters")
     event_type = body.get("type")
-    if event_type not in EVENT_TYPES:
-        if event_type is None:
-            errors.add("type", "required")
-        else:
-            errors.add("type", f"unknown type {event_type!r}; one of {', '.join(EVENT_TYPES)}")
-    occurred_at = parse_occurred_at(body.get("occurred_at"))
-    if occurred_at is None:
-        shown = "required" if body.get("occurred_at") is None else "must be"
-        errors.add("occurred_at", f"{shown}: an RFC 3339 timestamp with an offset (Z or +08:00)")
+    if not isinstance(event_type, str):
+        errors.add("type", "required: a string" if event_type is None else "must be a string")
+    elif event_type not in EVENT_TYPES:
+        errors.add("type", f"unknown type {shown(event_type)}; one of {', '.join(EVENT_TYPES)}")
+    occurred_at = _occurred_at(body.get("occurred_at"), errors)
     user_id = body.get("user_id")
     if not isinstance(user_id, str) or not 1 <= len(user_id) <= 64:
         errors.add("user_id", "required: a string of 1-64 characters")
     data = body.get("data")
     if not isinstance(data, dict):
         errors.add("data", "required: an object")
-    elif event_type in _DATA_RULES:
+    elif isinstance(event_type, str) and event_type in _DATA_RULES:
         _DATA_RULES[event_type](data, errors)
 
     if errors:
         return None, errors
     assert isinstance(event_id, str) and isinstance(event_type, str)
     assert isinstance(user_id, str) and isinstance(data, dict) and occurred_at is not None
+    canonical = canonical_body(body)
+    if len(canonical) > MAX_EVENT_BYTES:
+        errors.add("(event)", f"is {len(canonical):,} bytes as JSON; at most {MAX_EVENT_BYTES:,}")
+        return None, errors
     extra = {key: value for key, value in body.items() if key not in ENVELOPE_FIELDS}
     return (
         InboundEvent(
@@ -168,10 +148,25 @@ def validate_event(body: Any) -> tuple[InboundEvent | None, list[FieldError]]:
             user_id=user_id,
             data=data,
             extra=extra,
-            body_hash=body_hash(body),
+            body_hash=hashlib.sha256(canonical).hexdigest(),
         ),
         [],
     )
+
+
+def _occurred_at(value: Any, errors: _Errors) -> dt.datetime | None:
+    occurred_at = parse_occurred_at(value)
+    if occurred_at is None:
+        what = "required" if value is None else "must be"
+        errors.add("occurred_at", f"{what}: an RFC 3339 timestamp with an offset (Z or +08:00)")
+    elif not EARLIEST_OCCURRED_AT <= occurred_at < LATEST_OCCURRED_AT:
+        errors.add(
+            "occurred_at",
+            f"{shown(value)} is out of range: from {EARLIEST_OCCURRED_AT:%Y-%m-%d}"
+            f" to before {LATEST_OCCURRED_AT:%Y-%m-%d} (UTC, after its offset)",
+        )
+        return None
+    return occurred_at
 
 
 # --- field checks ---------------------------------------------------------------
@@ -204,14 +199,14 @@ def _decimal(
     elif not isinstance(value, str):
         kind = (
             "a JSON number"
-            if isinstance(value, int | float) and not isinstance(value, bool)
+            if isinstance(value, int | float | Decimal) and not isinstance(value, bool)
             else type(value).__name__
         )
         errors.add(where, f"must be a decimal number as a JSON string, not {kind}")
     elif _LOOSE_DECIMAL.fullmatch(value) and len(value.lstrip("-").split(".")[0]) > 20:
         errors.add(where, "is out of range")
     else:
-        errors.add(where, f"{value!r} is not a plain decimal number")
+        errors.add(where, f"{shown(value)} is not a plain decimal number")
     return None
 
 
@@ -220,8 +215,8 @@ def _choice(
 ) -> str | None:
     value = data.get(name)
     if value not in options:
-        shown = "missing" if value is None else repr(value)
-        errors.add(f"{path}.{name}", f"{shown}: must be one of {', '.join(options)}")
+        quoted = "missing" if value is None else shown(value)
+        errors.add(f"{path}.{name}", f"{quoted}: must be one of {', '.join(options)}")
         return None
     return str(value)
 
@@ -252,7 +247,7 @@ def _string(
         errors.add(where, f"must be a string of 1-{max_length} characters")
         return None
     if pattern is not None and not pattern.fullmatch(value):
-        errors.add(where, f"{value!r} is not well formed")
+        errors.add(where, f"{shown(value)} is not well formed")
         return None
     return value
 
@@ -292,7 +287,7 @@ def _trade_filled(data: dict[str, Any], errors: _Errors) -> None:
             if item not in PROMO_FUNDING:
                 errors.add(
                     f"data.promo_funding[{index}]",
-                    f"{item!r}: must be one of {', '.join(PROMO_FUNDING)}",
+                    f"{shown(item)}: must be one of {', '.join(PROMO_FUNDING)}",
                 )
 
 
@@ -336,7 +331,7 @@ def _risk_flagged(data: dict[str, Any], errors: _Errors) -> None:
         if measure not in RISK_MEASURES:
             errors.add(
                 f"data.measures[{index}]",
-                f"{measure!r}: must be one of {', '.join(RISK_MEASURES)}",
+                f"{shown(measure)}: must be one of {', '.join(RISK_MEASURES)}",
             )
 
 

@@ -31,14 +31,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from django.db import connection, transaction
 
 from config import clock
-from ledger import projection
-from ledger.contract import InboundEvent, body_hash
+from ledger import projection, wire
+from ledger.contract import InboundEvent
 from ledger.models import EventOrigin
 from ledger.sql import binary_cursor
+from ledger.wire import body_hash
 
 # A fixed key for pg_advisory_xact_lock: "append to the event log".
 APPEND_LOCK_KEY = 0x5E7E_0001
@@ -105,10 +105,8 @@ def stored_hashes(
 
 
 def _json_text(value: dict[str, Any]) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(value, ensure_ascii=False)
+    # Numbers exactly as received (decimals written as JSON numbers).
+    return wire.dumps(value).decode()
 
 
 def copy_inbound(events: Iterable[InboundEvent], *, source: str, received_at: dt.datetime) -> int:

@@ -16,17 +16,21 @@ reports (``monitoring.tallies``), in the same transaction.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+import psycopg
+from django.db import InterfaceError, OperationalError, transaction
 
 from config import clock
-from ledger import event_store, projection
+from ledger import event_store, projection, wire
 from ledger.contract import FieldError, InboundEvent, parse_json, validate_event
 from ledger.models import QuarantinedInput, QuarantineStatus
 from monitoring.tallies import record_ingestion
+
+logger = logging.getLogger(__name__)
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -36,6 +40,8 @@ REJECTED = "rejected"
 INVALID = "invalid"
 CONFLICT = "conflict"
 UNPROCESSABLE = "unprocessable"
+# Valid by the contract, but the database refused to store or project it.
+REFUSED = "refused"
 
 
 @dataclass(slots=True)
@@ -45,6 +51,8 @@ class Outcome:
     status: str
     errors: list[FieldError] = field(default_factory=list)
     quarantine_id: int | None = None
+    # Why a rejected input was refused: invalid, conflict or refused.
+    reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -54,6 +62,8 @@ class Outcome:
         }
         if self.errors:
             body["errors"] = [error.as_dict() for error in self.errors]
+        if self.reason:
+            body["reason"] = self.reason
         if self.quarantine_id is not None:
             body["quarantine_id"] = self.quarantine_id
         return body
@@ -85,7 +95,7 @@ class IngestReport:
 @dataclass(slots=True)
 class _Rejection:
     index: int
-    raw: str
+    item: Any
     event_id: str
     event_type: str
     reason: str
@@ -93,11 +103,33 @@ class _Rejection:
 
 
 def _as_text(item: Any) -> str:
+    """The input as text a person can read and correct in the admin."""
     if isinstance(item, bytes):
-        return item.decode("utf-8", errors="replace")
-    if isinstance(item, str):
+        text = item.decode("utf-8", errors="backslashreplace")
+    elif isinstance(item, str):
+        text = item
+    else:
+        try:
+            text = json.dumps(item, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):  # decimals, depth
+            text = _received(item).decode("utf-8", errors="backslashreplace")
+    return wire.printable(text, limit=None)
+
+
+def _received(item: Any) -> bytes:
+    """The input's exact bytes (a decoded body as its JSON)."""
+    if isinstance(item, bytes):
         return item
-    return json.dumps(item, ensure_ascii=False, default=str)
+    if isinstance(item, str):
+        return item.encode("utf-8", errors="surrogatepass")
+    try:
+        return wire.dumps(item)
+    except (TypeError, ValueError, OverflowError, RecursionError, wire.orjson.JSONEncodeError):
+        pass
+    try:
+        return json.dumps(item, default=str).encode()
+    except (ValueError, RecursionError):
+        return repr(item).encode("utf-8", errors="backslashreplace")
 
 
 def _identity(body: Any) -> tuple[str, str]:
@@ -106,8 +138,8 @@ def _identity(body: Any) -> tuple[str, str]:
         return "", ""
     event_id, event_type = body.get("event_id"), body.get("type")
     return (
-        event_id[:128] if isinstance(event_id, str) else "",
-        event_type[:64] if isinstance(event_type, str) else "",
+        wire.printable(event_id, 125)[:128] if isinstance(event_id, str) else "",
+        wire.printable(event_type, 61)[:64] if isinstance(event_type, str) else "",
     )
 
 
@@ -122,25 +154,28 @@ class PreparedBatch:
     in_batch_duplicates: list[tuple[int, InboundEvent]]
 
 
-def prepare(items: Sequence[Any]) -> PreparedBatch:
+def prepare(items: Sequence[Any], *, texts_clean: bool = False) -> PreparedBatch:
     """Parse and validate a batch (pure: no database). Doors that stream may
-    prepare the next batch while the previous one commits."""
+    prepare the next batch while the previous one commits. ``texts_clean``:
+    the strings of decoded items are known clean (``wire.decode_document``)."""
     rejections: list[_Rejection] = []
     candidates: dict[str, tuple[int, InboundEvent]] = {}
     in_batch_duplicates: list[tuple[int, InboundEvent]] = []
     for index, item in enumerate(items):
-        if isinstance(item, str | bytes):
-            body, errors = parse_json(item)
-        else:
-            body, errors = item, []
-        event: InboundEvent | None = None
-        if not errors:
-            event, errors = validate_event(body)
+        body: Any = None
+        try:
+            if isinstance(item, str | bytes):
+                body, errors = parse_json(item)
+                event, errors = validate_event(body, checked=True) if not errors else (None, errors)
+            else:
+                body = item
+                event, errors = validate_event(body, texts_clean=texts_clean)
+        except Exception as exc:  # one input must never take its batch down
+            logger.exception("input %d of a batch could not be checked", index)
+            event, errors = None, [FieldError("(event)", f"could not be checked: {exc!r}")]
         if event is None:
             event_id, event_type = _identity(body)
-            rejections.append(
-                _Rejection(index, _as_text(item), event_id, event_type, INVALID, errors)
-            )
+            rejections.append(_Rejection(index, item, event_id, event_type, INVALID, errors))
             continue
         if event.event_id in candidates:
             in_batch_duplicates.append((index, event))
@@ -149,14 +184,17 @@ def prepare(items: Sequence[Any]) -> PreparedBatch:
     return PreparedBatch(items, rejections, candidates, in_batch_duplicates)
 
 
-def ingest(items: Sequence[Any], *, source: str, quarantine: bool = True) -> IngestReport:
+def ingest(
+    items: Sequence[Any], *, source: str, quarantine: bool = True, texts_clean: bool = False
+) -> IngestReport:
     """Ingest a batch: raw JSON texts (``str``/``bytes``) or decoded objects.
 
     One database transaction for the whole batch: the events, their
-    projections and the quarantine rows commit together or not at all.
+    projections and the quarantine rows commit together; an event the
+    database refuses is isolated and quarantined, and the rest commits.
     ``quarantine=False`` is for replaying an input that is already quarantined.
     """
-    return commit(prepare(items), source=source, quarantine=quarantine)
+    return commit(prepare(items, texts_clean=texts_clean), source=source, quarantine=quarantine)
 
 
 def commit(batch: PreparedBatch, *, source: str, quarantine: bool = True) -> IngestReport:
@@ -191,9 +229,31 @@ def commit(batch: PreparedBatch, *, source: str, quarantine: bool = True) -> Ing
                 rejections.append(_conflict(index, items[index], event))
 
         now = clock.now()
-        if new_events:
-            event_store.copy_inbound(new_events, source=source, received_at=now)
-            projection.project_pending()
+        refused = _append(new_events, source=source, received_at=now) if new_events else []
+        if refused:
+            # Copies of a refused event within the batch are refused with it.
+            messages = {event.event_id: message for event, message in refused}
+            new_events = [event for event in new_events if event.event_id not in messages]
+            duplicates = [event for event in duplicates if event.event_id not in messages]
+            copies = [candidates[event_id] for event_id in messages] + [
+                (index, event)
+                for index, event in batch.in_batch_duplicates
+                if event.event_id in messages
+            ]
+            for index, event in copies:
+                if outcomes[index] is None:  # already rejected: a conflicting copy
+                    continue
+                message = f"refused by the database: {messages[event.event_id]}"
+                rejections.append(
+                    _Rejection(
+                        index,
+                        items[index],
+                        event.event_id,
+                        event.type,
+                        REFUSED,
+                        [FieldError("(event)", message)],
+                    )
+                )
         rows = _quarantine(rejections, source, now) if quarantine else [None] * len(rejections)
         for rejection, row in zip(rejections, rows, strict=True):
             outcomes[rejection.index] = Outcome(
@@ -202,6 +262,7 @@ def commit(batch: PreparedBatch, *, source: str, quarantine: bool = True) -> Ing
                 REJECTED,
                 rejection.errors,
                 quarantine_id=row.pk if row is not None else None,
+                reason=rejection.reason,
             )
         # A replay (quarantine=False) of a still-rejected input was counted when
         # it was first quarantined.
@@ -216,6 +277,47 @@ def commit(batch: PreparedBatch, *, source: str, quarantine: bool = True) -> Ing
     return IngestReport([outcome for outcome in outcomes if outcome is not None])
 
 
+def _append(
+    events: list[InboundEvent], *, source: str, received_at: Any
+) -> list[tuple[InboundEvent, str]]:
+    """Append and project ``events``; return those the database refused, each
+    with its message. A refused batch is halved until each event at fault is
+    alone, so one event never takes its valid neighbours down with it.
+
+    Only the refusal of a value (bad data, a broken rule, a limit) is
+    isolated; a lost connection or a cancelled statement fails the batch, and
+    the door retries it.
+    """
+    try:
+        with transaction.atomic():
+            event_store.copy_inbound(events, source=source, received_at=received_at)
+            projection.project_pending()
+        return []
+    except Exception as exc:
+        if _connection_lost(exc):
+            raise
+        error = exc
+    if len(events) == 1:
+        logger.warning("event %s refused by the database: %s", events[0].event_id, error)
+        return [(events[0], wire.printable(str(error), 500))]
+    middle = len(events) // 2
+    return _append(events[:middle], source=source, received_at=received_at) + _append(
+        events[middle:], source=source, received_at=received_at
+    )
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """The server went away or cancelled the statement: not the data's fault.
+    A program limit (a value too large for an index or a row) is reported as
+    operational too, but it is the data's."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if isinstance(cause, psycopg.errors.ProgramLimitExceeded):
+        return False
+    return isinstance(
+        exc, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError
+    )
+
+
 def _conflict(index: int, item: Any, event: InboundEvent) -> _Rejection:
     message = (
         "an event with this event_id was already received with a different body;"
@@ -223,7 +325,7 @@ def _conflict(index: int, item: Any, event: InboundEvent) -> _Rejection:
     )
     return _Rejection(
         index,
-        _as_text(item),
+        item,
         event.event_id,
         event.type,
         CONFLICT,
@@ -231,40 +333,53 @@ def _conflict(index: int, item: Any, event: InboundEvent) -> _Rejection:
     )
 
 
+def _quarantine_row(
+    item: Any, source: str, now: Any, event_id: str, event_type: str, reason: str, errors: Any
+) -> QuarantinedInput:
+    return QuarantinedInput(
+        received_at=now,
+        source=source,
+        raw=_as_text(item),
+        received=_received(item),
+        event_id=event_id,
+        event_type=event_type,
+        reason=reason,
+        errors=[
+            {"field": wire.printable(e.field), "message": wire.printable(e.message, 1000)}
+            for e in errors
+        ],
+    )
+
+
 def _quarantine(rejections: list[_Rejection], source: str, now: Any) -> list[QuarantinedInput]:
     if not rejections:
         return []
-    return QuarantinedInput.objects.bulk_create(
-        [
-            QuarantinedInput(
-                received_at=now,
-                source=source,
-                raw=rejection.raw,
-                event_id=rejection.event_id,
-                event_type=rejection.event_type,
-                reason=rejection.reason,
-                errors=[error.as_dict() for error in rejection.errors],
-            )
-            for rejection in rejections
-        ]
-    )
+    rows = [
+        _quarantine_row(r.item, source, now, r.event_id, r.event_type, r.reason, r.errors)
+        for r in rejections
+    ]
+    return QuarantinedInput.objects.bulk_create(rows)
 
 
 def quarantine_unprocessable(raw: Any, *, source: str, message: str) -> QuarantinedInput:
     """Keep an input that could not be processed at all (e.g. a poison stream
     entry that keeps failing), so that it never blocks the door behind it."""
-    body, _ = parse_json(raw) if isinstance(raw, str | bytes) else (raw, [])
+    try:
+        body, _ = parse_json(raw) if isinstance(raw, str | bytes) else (raw, [])
+    except Exception:  # whatever it is, it is kept
+        body = None
     event_id, event_type = _identity(body)
     with transaction.atomic():
-        entry = QuarantinedInput.objects.create(
-            received_at=clock.now(),
-            source=source,
-            raw=_as_text(raw),
-            event_id=event_id,
-            event_type=event_type,
-            reason=UNPROCESSABLE,
-            errors=[{"field": "(entry)", "message": message}],
+        entry = _quarantine_row(
+            raw,
+            source,
+            clock.now(),
+            event_id,
+            event_type,
+            UNPROCESSABLE,
+            [FieldError("(entry)", message)],
         )
+        entry.save()
         record_ingestion(source=source, rejected=[(event_type, UNPROCESSABLE)])
     return entry
 

@@ -14,11 +14,17 @@ class QuarantinedInput(models.Model):
     conflicts with an earlier one under the same ``event_id``, or a stream entry
     that could not be processed lands here. Ops correct ``raw`` in the admin and
     replay it through the same validation as every other door.
+
+    ``received`` keeps the input's exact bytes, whatever they are (NUL bytes,
+    invalid UTF-8), and never changes; ``raw`` is the same input as text a
+    person can read and correct (anything PostgreSQL text cannot hold escaped
+    as ``\\uXXXX``).
     """
 
     received_at = models.DateTimeField()
     source = models.CharField(max_length=16)
     raw = models.TextField()
+    received = models.BinaryField(null=True, editable=False)
     event_id = models.CharField(max_length=128, blank=True, default="")
     event_type = models.CharField(max_length=64, blank=True, default="")
     reason = models.CharField(max_length=32)
