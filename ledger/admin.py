@@ -22,6 +22,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from access.audit import AuditedAdmin
+from ledger import wire
 from ledger.bookkeeping import fund_account
 from ledger.ingestion import discard_quarantined, replay_quarantined
 from ledger.models import (
@@ -96,9 +97,17 @@ class QuarantinedInputAdmin(AuditedAdmin):
         "resolved_at",
         "resolved_by",
         "replay_result",
+        "as_received",
     )
     fields = ("raw", *readonly_fields)
     actions = ["replay", "discard"]
+
+    @admin.display(description="as received (exact bytes; never changed by a correction)")
+    def as_received(self, obj: QuarantinedInput) -> str:
+        if obj.received is None:
+            return "(same as raw)"
+        text = bytes(obj.received).decode("utf-8", errors="backslashreplace")
+        return wire.printable(text, limit=20_000)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -96,3 +96,15 @@ def test_the_account_list_shows_user_balances_summed_from_postings() -> None:
     assert page.status_code == 200
     row = next(r for r in page.context["cl"].result_list if r.pk == alice.pk)
     assert row.posted_total == Decimal("19.75")
+
+
+def test_quarantine_keeps_bytes_text_cannot_hold_and_shows_them_escaped() -> None:
+    received = b'{"event_id": "e-1", "type": "trade.filled", "note": "a\x00b\xff"}'
+    outcome = ingest([received], source="test").outcomes[0]
+    assert outcome.status == "rejected"
+    entry = QuarantinedInput.objects.get(pk=outcome.quarantine_id)
+    assert bytes(entry.received) == received
+    assert entry.raw == '{"event_id": "e-1", "type": "trade.filled", "note": "a\\u0000b\\xff"}'
+    page = _staff("operator").get(f"/admin/ledger/quarantinedinput/{entry.pk}/change/")
+    assert page.status_code == 200
+    assert "a\\u0000b\\xff" in page.content.decode()
