@@ -133,11 +133,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ["REDIS_URL"]
 # Shared by every process: what one web worker counts (API rate limits), all see.
+# Short timeouts: a rate-limit check fails open when Redis does not answer
+# (monitoring/throttling.py), and a Redis that hangs must cost a request
+# milliseconds, not the default of waiting forever. A healthy Redis answers in
+# well under a millisecond.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "rewards",
+        "OPTIONS": {
+            "socket_connect_timeout": 0.25,
+            "socket_timeout": 0.25,
+            "socket_keepalive": True,
+        },
     }
 }
 

@@ -3,9 +3,19 @@
 ``/healthz`` answers as long as the process can serve a request at all: it
 touches nothing else, so a database outage never gets healthy processes
 restarted. ``/readyz`` says whether this process can do its work now: the
-database answers, Redis answers, and the schema has every migration this code
-expects (a new release started before ``migrate`` ran is not ready). A
-process that is not ready gets no traffic until it is.
+database answers and the schema has every migration this code expects (a new
+release started before ``migrate`` ran is not ready). A process that is not
+ready gets no traffic until it is.
+
+Redis is checked and named, but its outage leaves the process ready
+(``"status": "degraded"``, still 200): every request is served without it
+(rate limits fail open, see ``monitoring.throttling``), and taking every web
+process out of the load balancer for it would turn a lapse of the rate limits
+into an outage of the API, event ingestion included.
+
+The body also says how the stream consumers are (``monitoring.outages``):
+consuming, waiting for Redis or the database, or silent. That is for the one
+reading the probe; it never makes a web process unready.
 """
 
 from __future__ import annotations
@@ -20,8 +30,10 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from monitoring import outages
+
 # A probe must answer within the orchestrator's timeout, whatever Redis does.
-REDIS_TIMEOUT_SECONDS = 2.0
+REDIS_TIMEOUT_SECONDS = 0.5
 # Enough names for an operator to see what is missing, not a whole release's list.
 MIGRATIONS_NAMED = 10
 
@@ -64,8 +76,14 @@ READINESS_CHECKS: dict[str, Callable[[], None]] = {
 }
 
 
-def readiness() -> tuple[bool, dict[str, dict[str, str]]]:
-    """Run every check (one failing does not skip the others) and report each."""
+# Without these a process cannot serve; without the others it is degraded.
+REQUIRED = ("database", "migrations")
+OK, DEGRADED, UNAVAILABLE = "ok", "degraded", "unavailable"
+
+
+def readiness() -> tuple[str, dict[str, dict[str, str]]]:
+    """Run every check (one failing does not skip the others) and report each:
+    ``ok``, ``degraded`` (only checks outside REQUIRED failed) or ``unavailable``."""
     results: dict[str, dict[str, str]] = {}
     for name, check in READINESS_CHECKS.items():
         if name == "migrations" and results["database"]["status"] != "ok":
@@ -81,7 +99,25 @@ def readiness() -> tuple[bool, dict[str, dict[str, str]]]:
             results[name] = {"status": "failed", "reason": reason}
         else:
             results[name] = {"status": "ok"}
-    return all(result["status"] == "ok" for result in results.values()), results
+    failed = {name for name, result in results.items() if result["status"] != "ok"}
+    if failed & set(REQUIRED):
+        return UNAVAILABLE, results
+    return (DEGRADED if failed else OK), results
+
+
+def consumers(database_answered: bool) -> dict[str, object]:
+    """The stream consumers heard from in the last hour (not stopped), by name,
+    and one word for all of them (``outages.consumers_summary``)."""
+    if not database_answered:
+        return {"status": "unknown", "members": {}}
+    try:
+        states = outages.consumer_states()
+    except Exception as error:
+        return {"status": "unknown", "reason": outages.describe(error), "members": {}}
+    return {
+        "status": outages.consumers_summary(states),
+        "members": {state.name: state.as_dict() for state in states},
+    }
 
 
 @never_cache
@@ -94,9 +130,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: 200 when every check passes, else 503 naming each check and why."""
-    ready, checks = readiness()
+    """Readiness: 200 when the database and the schema are, 503 otherwise;
+    the body names each check and why, and the consumers' state."""
+    status, checks = readiness()
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
-        status=200 if ready else 503,
+        {
+            "status": status,
+            "checks": checks,
+            "consumers": consumers(checks["database"]["status"] == "ok"),
+        },
+        status=503 if status == UNAVAILABLE else 200,
     )

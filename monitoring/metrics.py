@@ -19,7 +19,11 @@ range, never a query per row and never a scan of a large table:
   its top-ups minus its balance. Top-ups are a handful of transactions found
   by the (kind, posted_at) index; the payout tables themselves, one row per
   credit, are never scanned;
-- consumer lag is Redis's own bookkeeping of the consumer group (XINFO).
+- consumer lag is Redis's own bookkeeping of the consumer group (XINFO);
+- outages come from ``monitoring.outages``: what processes did because Redis
+  or PostgreSQL did not answer (rate-limit checks let through, consumer and
+  job retries), counted in PostgreSQL so that a Redis outage is counted by the
+  store that outlives it, and each stream consumer's last heartbeat.
 
 Every scrape reads under a statement timeout, so a slow database makes the
 scrape fail fast instead of piling up. If the database or Redis does not
@@ -47,6 +51,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from config import clock
 from jobs.models import DONE_STATUSES, JobRunStatus
 from jobs.registry import all_jobs
+from monitoring import outages
 from monitoring.tallies import ACCEPTED, DUPLICATE, REJECTED
 
 logger = logging.getLogger(__name__)
@@ -90,6 +95,8 @@ class RewardsCollector(Collector):
 
 
 def database_metrics() -> Families:
+    # What this process counted and has not written yet: a scrape of it is exact.
+    outages.flush()
     with transaction.atomic(), connection.cursor() as cursor:
         # SET LOCAL: the timeout ends with this transaction, not with the connection.
         cursor.execute("SET LOCAL statement_timeout = '5s'")
@@ -99,6 +106,8 @@ def database_metrics() -> Families:
             *job_metrics(cursor),
             *credit_metrics(cursor),
             *payout_metrics(cursor),
+            *outage_metrics(cursor),
+            *consumer_metrics(),
         ]
 
 
@@ -316,6 +325,57 @@ def payout_metrics(cursor: Any) -> Families:
     return [family]
 
 
+def outage_metrics(cursor: Any) -> Families:
+    """What was done because Redis or PostgreSQL did not answer, since the start."""
+    fail_open = CounterMetricFamily(
+        "rewards_rate_limit_fail_open",
+        "API rate-limit checks let through unthrottled because Redis did not answer.",
+    )
+    consumer = CounterMetricFamily(
+        "rewards_event_consumer_retries",
+        "Stream consumer retries of the same work after a dependency did not answer.",
+        labels=["dependency"],
+    )
+    job = CounterMetricFamily(
+        "rewards_job_retries",
+        "Scheduled job runs retried because a dependency did not answer, by job.",
+        labels=["job", "dependency"],
+    )
+    counts = outages.outage_counts(cursor)
+    fail_open.add_metric([], counts.get((outages.RATE_LIMIT, outages.REDIS), 0))
+    for dependency in (outages.REDIS, outages.DATABASE):
+        consumer.add_metric([dependency], counts.get((outages.CONSUMER, dependency), 0))
+    prefix = outages.job_component("")
+    for (component, dependency), n in sorted(counts.items()):
+        if component.startswith(prefix):
+            job.add_metric([component.removeprefix(prefix), dependency], n)
+    return [fail_open, consumer, job]
+
+
+def consumer_metrics() -> Families:
+    """The stream consumers by state, and how long each waiting one has waited."""
+    by_state = GaugeMetricFamily(
+        "rewards_event_consumers",
+        "Stream consumers heard from in the last hour and not stopped, by state (consuming,"
+        " waiting: for a dependency, silent: no heartbeat for 30 s).",
+        labels=["state"],
+    )
+    waiting = GaugeMetricFamily(
+        "rewards_event_consumer_waiting_seconds",
+        "How long a consumer has been waiting for a dependency to answer again.",
+        labels=["consumer", "dependency"],
+    )
+    now = clock.now()
+    states = outages.consumer_states(now)
+    for state in (outages.CONSUMING, outages.WAITING, outages.SILENT):
+        by_state.add_metric([state], sum(1 for s in states if s.state == state))
+    for s in states:
+        if s.state == outages.WAITING and s.waiting_since is not None:
+            seconds = max((now - s.waiting_since).total_seconds(), 0.0)
+            waiting.add_metric([s.name, s.waiting_for], seconds)
+    return [by_state, waiting]
+
+
 def stream_metrics() -> Families:
     """The inbound stream's backlog, as Redis keeps it for the consumer group."""
     stream, group = settings.EVENT_STREAM, settings.EVENT_CONSUMER_GROUP
@@ -332,7 +392,7 @@ def stream_metrics() -> Families:
         "Entries in the stream not yet delivered to any consumer of the group.",
         labels=["stream", "group"],
     )
-    client = _redis_client()
+    client = redis_probe()
     try:
         length, pending, lag = consumer_backlog(client, stream, group)
     finally:
@@ -367,7 +427,9 @@ def consumer_backlog(client: redis.Redis, stream: str, group: str) -> tuple[int,
     return length, pending, int(lag)
 
 
-def _redis_client() -> redis.Redis:
+def redis_probe() -> redis.Redis:
+    """A client for reading Redis's state: it gives up in seconds when Redis
+    hangs, so the page or scrape that asked still answers."""
     return redis.Redis.from_url(
         settings.REDIS_URL,
         socket_connect_timeout=REDIS_TIMEOUT_SECONDS,

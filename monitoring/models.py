@@ -33,3 +33,52 @@ class IngestCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.event_type or '(unknown)'} {self.outcome} {self.count}"
+
+
+class OutageCount(models.Model):
+    """What processes did because a dependency (Redis, PostgreSQL) did not
+    answer: rate-limit checks let through, stream batches and scheduled jobs
+    retried. Kept in PostgreSQL, not Redis, so a Redis outage is counted by
+    the store that outlives it; each process adds what it did every few
+    seconds (``monitoring.outages``)."""
+
+    component = models.CharField(
+        max_length=80, help_text="rate_limit, consumer, or job:<name> (a scheduled job)."
+    )
+    dependency = models.CharField(max_length=16, help_text="redis or database.")
+    count = models.BigIntegerField(default=0)
+    last_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["component", "dependency"], name="outagecount_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.component} {self.dependency} {self.count}"
+
+
+class ConsumerHeartbeat(models.Model):
+    """The last word of each stream consumer process: consuming, waiting for a
+    dependency (which, since when, how many retries), or stopped. Written every
+    few seconds while the database answers; a row not written for a while is a
+    consumer that died or hangs. ``/readyz``, ``/metrics`` and the dashboard
+    read it."""
+
+    name = models.CharField(max_length=200, help_text="The consumer's name in its group.")
+    stream = models.CharField(max_length=200)
+    group = models.CharField(max_length=200)
+    host = models.CharField(max_length=255, help_text="host:pid of the process.")
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+    state = models.CharField(max_length=16, help_text="consuming, waiting or stopped.")
+    waiting_for = models.CharField(max_length=16, blank=True, default="")
+    waiting_since = models.DateTimeField(null=True)
+    attempts = models.IntegerField(default=0, help_text="Retries of the current wait.")
+    reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name"], name="consumerheartbeat_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.state}"

@@ -17,13 +17,29 @@ throttles keep a list of timestamps and write it back, which two processes
 serving the same user at once would overwrite. A fixed window admits up to
 twice the rate across a window's edge, which is acceptable for a guard against
 abuse. An anonymous request never reaches a throttle: it is refused (401) first.
+
+A limit fails open. When Redis does not answer (refused, timed out, loading
+after a restart, a read-only replica after a failover), the request is let
+through unthrottled: a guard against abuse is never worth refusing the
+exchange's traffic, and nothing a request does needs Redis (PostgreSQL is the
+truth). Each check let through is counted (``rewards_rate_limit_fail_open_total``,
+kept in PostgreSQL by ``monitoring.outages``) and logged once when it starts,
+once a minute while it lasts and once when Redis answers again, never once per
+request. After a failure this process leaves Redis alone for
+``SKIP_AFTER_FAILURE_SECONDS``, so a Redis that hangs instead of refusing
+costs one request its socket timeout (``CACHES`` OPTIONS) per second, not
+every request.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
+import time
 from typing import Any
 
+import redis
 from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
@@ -31,6 +47,9 @@ from rest_framework.throttling import BaseThrottle
 
 from access.principals import ExchangeUserPrincipal, ServicePrincipal
 from config import clock
+from monitoring import outages
+
+logger = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -66,12 +85,107 @@ class _FixedWindowThrottle(BaseThrottle):
         window = int(now // period)
         # Hashed: a user id may hold characters a cache key should not.
         digest = hashlib.blake2b(caller.encode(), digest_size=16).hexdigest()
-        count = _count(f"throttle:{scope}:{digest}:{window}", period)
+        count = _count_or_none(f"throttle:{scope}:{digest}:{window}", period)
+        if count is None:
+            return True  # Redis did not answer: let through, counted and logged
         self._wait = (window + 1) * period - now
         return count <= limit
 
     def wait(self) -> float | None:
         return self._wait
+
+
+# After Redis failed, this process lets requests through without asking it
+# for this long: a dead Redis then costs nothing, a hanging one a socket timeout
+# a second.
+SKIP_AFTER_FAILURE_SECONDS = 1.0
+# While it lasts, an outage is logged again this often (with its count).
+LOG_EVERY_SECONDS = 60.0
+
+
+class _FailOpen:
+    """This process's view of Redis for rate limits: answering or not, since
+    when, and how many checks were let through; logs the outage at its start,
+    once a minute and at its end."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.down_since: float | None = None  # time.monotonic()
+        self.skip_until = 0.0
+        self.let_through = 0  # over the whole outage
+        self.unlogged = 0  # since the last line
+        self.logged_at = 0.0
+
+    def skipping(self) -> bool:
+        with self.lock:
+            return time.monotonic() < self.skip_until
+
+    def let_through_one(self, error: BaseException | None) -> None:
+        now = time.monotonic()
+        line: str | None = None
+        with self.lock:
+            self.let_through += 1
+            self.unlogged += 1
+            if error is not None:
+                self.skip_until = now + SKIP_AFTER_FAILURE_SECONDS
+            if self.down_since is None:
+                self.down_since = now
+                line = (
+                    "rate limits not enforced: Redis did not answer"
+                    f" ({outages.describe(error) if error else 'unknown'});"
+                    " requests are let through until it does"
+                )
+            elif now - self.logged_at >= LOG_EVERY_SECONDS:
+                line = (
+                    f"rate limits still not enforced: {self.unlogged} checks let through in the"
+                    f" last {now - self.logged_at:.0f} s, {self.let_through} since Redis stopped"
+                    f" answering {now - self.down_since:.0f} s ago"
+                    + (f" ({outages.describe(error)})" if error else "")
+                )
+            if line is not None:
+                self.logged_at, self.unlogged = now, 0
+        if line is not None:
+            logger.warning(line)
+        outages.count(outages.RATE_LIMIT, outages.REDIS)
+
+    def answered(self) -> None:
+        if self.down_since is None:  # the common case: read without the lock
+            return
+        with self.lock:
+            if self.down_since is None:
+                return
+            seconds, checks = time.monotonic() - self.down_since, self.let_through
+            self.down_since, self.let_through, self.unlogged = None, 0, 0
+        logger.warning(
+            "rate limits enforced again: Redis answers after %.1f s; %d checks were let"
+            " through meanwhile",
+            seconds,
+            checks,
+        )
+        outages.flush()
+
+
+_fail_open = _FailOpen()
+
+
+def _count_or_none(key: str, period: int) -> int | None:
+    """The window's total with this request, or None when Redis did not answer
+    (the request is then let through, counted and logged)."""
+    if _fail_open.skipping():
+        _fail_open.let_through_one(None)
+        return None
+    try:
+        try:
+            count = _count(key, period)
+        except redis.ConnectionError:
+            # A connection pooled before Redis restarted fails once, then the
+            # client connects again: one more try tells a restart from an outage.
+            count = _count(key, period)
+    except redis.RedisError as error:
+        _fail_open.let_through_one(error)
+        return None
+    _fail_open.answered()
+    return count
 
 
 def _count(key: str, period: int) -> int:
