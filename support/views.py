@@ -18,7 +18,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from config import clock
-from ledger.payouts import redis_client
+from monitoring import outages
+from monitoring.metrics import redis_probe as _redis_probe
 from support import selectors
 
 SUPPORT_PERMISSIONS = (
@@ -154,7 +155,8 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             board=board,
             charts=board.payload() if board is not None else None,
             jobs=selectors.job_health(now),
-            stream=selectors.stream_lag(redis_client(), now),
+            stream=selectors.stream_lag(_redis_probe(), now),
+            consumers=outages.consumer_states(now),
             quarantine=selectors.quarantine_health(),
             log=selectors.log_health(),
             now=now,

@@ -1,23 +1,32 @@
-"""The Redis Stream door: consumer groups, ack after commit, reclaim, poison entries."""
+"""The Redis Stream door: consumer groups, ack after commit, reclaim, poison entries,
+and outages of Redis and PostgreSQL waited out (real servers: a closed port is an
+unreachable one)."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 from django.conf import settings
-from django.db import connections
+from django.db import DataError, OperationalError, connection, connections
+from django.test import Client
 
+from ledger import stream as ledger_stream
 from ledger.models import ClosedOrder, Event, QuarantinedInput
-from ledger.stream import EventStreamConsumer, publish_events
+from ledger.stream import ConsumerStats, EventStreamConsumer, publish_events
+from monitoring.models import ConsumerHeartbeat, OutageCount
+from monitoring.outages import Backoff, outage_of
 from tests import events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +140,9 @@ def test_three_consumer_processes_give_each_event_exactly_one_effect(
     ]
     assert sum(int(s["accepted"]) for s in summaries) == 3000
     assert sum(int(s["duplicate"]) for s in summaries) == 3000
-    assert sum(int(s["accepted"]) > 0 for s in summaries) >= 2  # the work was shared
+    # The work was shared (the first process up may take every new event and
+    # leave the others only the copies sent again).
+    assert sum(int(s["accepted"]) + int(s["duplicate"]) > 0 for s in summaries) >= 2
     assert Event.objects.count() == 3000
     assert ClosedOrder.objects.count() == 1000
     assert {o.realized_pnl for o in ClosedOrder.objects.all()} == {Decimal("-4.5")}
@@ -149,9 +160,248 @@ def _test_database_url() -> str:
     return f"postgresql://{db['USER']}@{host}{port}/{db['NAME']}"
 
 
+@pytest.mark.django_db
 def test_consumer_stops_on_request(redis_client: redis.Redis, stream_name: str) -> None:
     stop = threading.Event()
     stop.set()
     consumer = _consumer(redis_client, stream_name, "c1")
     assert consumer.run(stop=stop).batches == 0
     assert settings.EVENT_STREAM  # the default stream name is configured
+
+
+# --- outages and poison entries ------------------------------------------------------------
+
+FAST = Backoff(first=0.02, cap=0.1)
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local TCP port nothing listens on: a server that is down."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _until(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition was not met in time"
+        time.sleep(0.01)
+
+
+def _in_thread(consumer: EventStreamConsumer, **kw: Any) -> tuple[threading.Thread, list[Any]]:
+    """Run the consumer in a thread of its own (its own database connection,
+    closed when it ends); the second item gets its stats or its exception."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(consumer.run(**kw))
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
+    backoff = Backoff(first=0.5, cap=30.0)
+    for attempt, (low, high) in {
+        1: (0.25, 0.5),
+        2: (0.5, 1.0),
+        3: (1.0, 2.0),
+        7: (15.0, 30.0),
+        1000: (15.0, 30.0),
+    }.items():
+        delays = [backoff.delay(attempt) for _ in range(200)]
+        assert all(low <= d <= high for d in delays)
+        assert len(set(delays)) > 150  # jittered: processes coming back do not line up
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_redis_is_waited_for_and_the_consumer_stops_when_asked(
+    closed_port: int, stream_name: str
+) -> None:
+    client = redis.Redis.from_url(f"redis://127.0.0.1:{closed_port}/0")
+    consumer = _consumer(client, stream_name, "c-wait", backoff=FAST)
+    stop = threading.Event()
+    thread, outcome = _in_thread(consumer, stop=stop)
+    _until(lambda: consumer.stats.retries >= 3)
+    # It says so while it waits: readyz names it waiting for Redis.
+    _until(lambda: _readyz_consumer("c-wait").get("retries", 0) >= 3)
+    waiting = _readyz_consumer("c-wait")
+    assert (waiting["state"], waiting["waiting_for"]) == ("waiting", "redis")
+    assert waiting["reason"] == (
+        f"ConnectionError: Error 111 connecting to 127.0.0.1:{closed_port}. Connection refused."
+    )
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    [stats] = outcome
+    assert isinstance(stats, ConsumerStats)
+    assert (stats.batches, stats.outages) == (0, 0)
+    # Every retry counted where /metrics reads it, and the process said it stopped.
+    assert OutageCount.objects.get(component="consumer", dependency="redis").count == stats.retries
+    assert ConsumerHeartbeat.objects.get(name="c-wait").state == "stopped"
+    assert Client().get("/readyz").json()["consumers"] == {"status": "none", "members": {}}
+
+
+def _readyz_consumer(name: str) -> dict[str, Any]:
+    members = Client().get("/readyz").json()["consumers"]["members"]
+    return dict(members.get(name, {}))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_outage_retries_the_same_batch_and_counts_no_delivery(
+    redis_client: redis.Redis, stream_name: str, closed_port: int
+) -> None:
+    batch = [events.fill("u_1", order_id=f"db{i}") for i in range(30)]
+    publish_events(redis_client, stream_name, [json.dumps(e) for e in batch])
+    db = connections["default"].settings_dict
+    connections.close_all()
+    host, port = db["HOST"], db["PORT"]
+    # PostgreSQL refuses every connection: the consumer's are made to a closed port.
+    db["HOST"], db["PORT"] = "127.0.0.1", str(closed_port)
+    consumer = _consumer(redis_client, stream_name, "c-db", backoff=FAST)
+    try:
+        thread, outcome = _in_thread(consumer, idle_exit=True)
+        _until(lambda: consumer.stats.retries >= 3)
+        pending = redis_client.xpending_range(stream_name, "g", min="-", max="+", count=100)
+        # Read once and held: waiting is not a delivery, so nothing nears quarantine.
+        assert [p["times_delivered"] for p in pending] == [1] * 30
+    finally:
+        db["HOST"], db["PORT"] = host, port
+    thread.join(timeout=30)
+    [stats] = outcome
+    assert isinstance(stats, ConsumerStats)
+    assert (stats.accepted, stats.rejected, stats.quarantined_unprocessable) == (30, 0, 0)
+    assert (stats.batches, stats.outages) == (1, 1)
+    assert Event.objects.count() == 30
+    assert not QuarantinedInput.objects.exists()
+    assert redis_client.xpending(stream_name, "g")["pending"] == 0
+    counted = OutageCount.objects.get(component="consumer", dependency="database")
+    assert counted.count == stats.retries >= 3
+
+
+def test_what_counts_as_an_outage_of_a_dependency(closed_port: int) -> None:
+    with pytest.raises(redis.RedisError) as refused:
+        redis.Redis(port=closed_port).ping()
+    assert outage_of(refused.value) == "redis"
+    real = redis.Redis.from_url(settings.REDIS_URL)
+    real.set("test:wrongtype", "1")
+    with pytest.raises(redis.ResponseError) as wrong_type:
+        real.lpush("test:wrongtype", "x")  # a bug, not an outage
+    real.delete("test:wrongtype")
+    assert outage_of(wrong_type.value) is None
+    with pytest.raises(psycopg.OperationalError) as no_server:
+        psycopg.connect(host="127.0.0.1", port=closed_port, dbname="x", connect_timeout=2)
+    assert outage_of(no_server.value) == "database"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_terminated_sessions_and_timeouts_are_told_apart(connect_as: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    # A session of the same role may end it, as an operator or a failover would.
+    connect_as("app").execute("SELECT pg_terminate_backend(%s)", [pid])
+    with pytest.raises(OperationalError) as terminated, connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert outage_of(terminated.value) == "database"  # 57P01
+    connection.close()
+    with pytest.raises(OperationalError) as timed_out, connection.cursor() as cursor:
+        # The statement's own doing: retrying it would time out again.
+        cursor.execute("SET statement_timeout = '10ms'; SELECT pg_sleep(1)")
+    assert outage_of(timed_out.value) is None  # 57014
+    with pytest.raises(DataError) as bad_value, connection.cursor() as cursor:
+        cursor.execute("SELECT 'x'::numeric")
+    assert outage_of(bad_value.value) is None
+
+
+def _failing_on(marker: str, real: Any) -> Any:
+    """``real`` but raising (as a bug would) for any batch holding ``marker``."""
+
+    def call(self: Any, raws: list[Any], *args: Any, **kw: Any) -> Any:
+        if any(marker.encode() in raw for raw in raws if isinstance(raw, bytes)):
+            raise ValueError(f"cannot handle {marker}")
+        return real(self, raws, *args, **kw)
+
+    return call
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entry_failing_alone_is_quarantined_at_its_first_failure(
+    redis_client: redis.Redis, stream_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = [events.fill("u_1", order_id=f"p{i}") for i in range(5)]
+    batch[2] = events.fill("u_1", order_id="POISON")
+    publish_events(redis_client, stream_name, [json.dumps(e) for e in batch])
+    monkeypatch.setattr(
+        EventStreamConsumer, "_ingest", _failing_on("POISON", EventStreamConsumer._ingest)
+    )
+    stats = _consumer(redis_client, stream_name, "c1").run(idle_exit=True)
+    assert (stats.accepted, stats.quarantined_unprocessable, stats.retries) == (4, 1, 0)
+    entry = QuarantinedInput.objects.get()
+    assert (entry.reason, entry.event_id) == ("unprocessable", batch[2]["event_id"])
+    assert entry.errors == [
+        {"field": "(entry)", "message": "failed alone: ValueError: cannot handle POISON"}
+    ]
+    assert Event.objects.count() == 4
+    assert redis_client.xpending(stream_name, "g")["pending"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entry_that_cannot_even_be_quarantined_is_left_pending_and_the_rest_goes_on(
+    redis_client: redis.Redis, stream_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = [events.fill("u_1", order_id=f"q{i}") for i in range(4)]
+    batch[1] = events.fill("u_1", order_id="POISON")
+    publish_events(redis_client, stream_name, [json.dumps(e) for e in batch])
+    monkeypatch.setattr(
+        EventStreamConsumer, "_ingest", _failing_on("POISON", EventStreamConsumer._ingest)
+    )
+
+    def refuse(raw: Any, **kw: Any) -> None:
+        raise ValueError("the quarantine refuses it too")
+
+    monkeypatch.setattr("ledger.stream.quarantine_unprocessable", refuse)
+    consumer = _consumer(redis_client, stream_name, "c1", reclaim_idle_ms=0)
+    stats = consumer.run(idle_exit=True)  # returns: the parked entry is not retried at once
+    assert (stats.accepted, stats.quarantined_unprocessable, stats.parked) == (3, 0, 1)
+    assert Event.objects.count() == 3
+    [pending] = redis_client.xpending_range(stream_name, "g", min="-", max="+", count=10)
+    assert pending["consumer"] == b"c1"
+    assert list(consumer.parked) == [pending["message_id"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_entry_the_quarantine_refuses_as_it_came_is_kept_escaped(
+    redis_client: redis.Redis, stream_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = json.dumps(events.fill("u_1", order_id="POISON"))
+    publish_events(redis_client, stream_name, [raw])
+    monkeypatch.setattr(
+        EventStreamConsumer, "_ingest", _failing_on("POISON", EventStreamConsumer._ingest)
+    )
+    real = ledger_stream.quarantine_unprocessable
+
+    def refuse_bytes(candidate: Any, **kw: Any) -> Any:
+        if isinstance(candidate, bytes):
+            raise ValueError("not as it came")
+        return real(candidate, **kw)
+
+    monkeypatch.setattr("ledger.stream.quarantine_unprocessable", refuse_bytes)
+    stats = _consumer(redis_client, stream_name, "c1").run(idle_exit=True)
+    assert (stats.quarantined_unprocessable, stats.parked) == (1, 0)
+    entry = QuarantinedInput.objects.get()
+    assert json.loads(entry.raw) == raw
+    assert entry.errors == [
+        {
+            "field": "(entry)",
+            "message": "failed alone: ValueError: cannot handle POISON; kept escaped",
+        }
+    ]
+    assert redis_client.xpending(stream_name, "g")["pending"] == 0
