@@ -240,9 +240,33 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's scheduler, kept alive through a database outage (jobs/beat.py).
+CELERY_BEAT_SCHEDULER = "jobs.beat:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# Outages of the broker (Redis) are waited out, never fatal: the worker and
+# Beat connect again for as long as it takes, at start as later.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 5,
+    # Far above the blocking read's second: only a Redis that hangs hits it.
+    "socket_timeout": 30,
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
+}
+# A trigger Beat sends (or a job's retry) waits out about a minute and a half of
+# outage before it is given up and logged.
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 20,
+    "interval_start": 0.5,
+    "interval_step": 1,
+    "interval_max": 5,
+}
+# A job running when the broker connection drops finishes; its message is
+# delivered again later and the rerun pays nothing twice (idempotency keys).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # The worker logs through LOGGING below (JSON lines) instead of its own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
