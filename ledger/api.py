@@ -88,7 +88,12 @@ class EventBatchView(APIView):
             raise ValidationError(
                 {"events": [f"at most {limit} events per request, got {len(events)}"]}
             )
-        report = ingest(events, source="rest", texts_clean=getattr(body, "texts_clean", False))
+        report = ingest(
+            events,
+            source="rest",
+            from_document=True,
+            texts_clean=getattr(body, "texts_clean", False),
+        )
         return Response(
             {**report.summary(), "results": [outcome.as_dict() for outcome in report.outcomes]},
             status=status.HTTP_200_OK,

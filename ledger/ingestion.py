@@ -112,7 +112,7 @@ def _as_text(item: Any) -> str:
         try:
             text = json.dumps(item, ensure_ascii=False)
         except (TypeError, ValueError, RecursionError):  # decimals, depth
-            text = _received(item).decode("utf-8", errors="backslashreplace")
+            text = wire.dumps_any(item)
     return wire.printable(text, limit=None)
 
 
@@ -126,10 +126,7 @@ def _received(item: Any) -> bytes:
         return wire.dumps(item)
     except (TypeError, ValueError, OverflowError, RecursionError, wire.orjson.JSONEncodeError):
         pass
-    try:
-        return json.dumps(item, default=str).encode()
-    except (ValueError, RecursionError):
-        return repr(item).encode("utf-8", errors="backslashreplace")
+    return wire.dumps_any(item).encode("utf-8", errors="surrogatepass")
 
 
 def _identity(body: Any) -> tuple[str, str]:
@@ -154,17 +151,24 @@ class PreparedBatch:
     in_batch_duplicates: list[tuple[int, InboundEvent]]
 
 
-def prepare(items: Sequence[Any], *, texts_clean: bool = False) -> PreparedBatch:
+def prepare(
+    items: Sequence[Any], *, from_document: bool = False, texts_clean: bool = False
+) -> PreparedBatch:
     """Parse and validate a batch (pure: no database). Doors that stream may
-    prepare the next batch while the previous one commits. ``texts_clean``:
-    the strings of decoded items are known clean (``wire.decode_document``)."""
+    prepare the next batch while the previous one commits.
+
+    ``from_document``: the items are the elements of a decoded JSON document
+    (the REST door): a string is a value there, not a text to decode, and only
+    ``bytes`` (elements the decoders refused as part of the whole) are texts.
+    ``texts_clean``: the strings of decoded items are known clean
+    (``wire.decode_document``)."""
     rejections: list[_Rejection] = []
     candidates: dict[str, tuple[int, InboundEvent]] = {}
     in_batch_duplicates: list[tuple[int, InboundEvent]] = []
     for index, item in enumerate(items):
         body: Any = None
         try:
-            if isinstance(item, str | bytes):
+            if isinstance(item, bytes) or (isinstance(item, str) and not from_document):
                 body, errors = parse_json(item)
                 event, errors = validate_event(body, checked=True) if not errors else (None, errors)
             else:
@@ -185,7 +189,12 @@ def prepare(items: Sequence[Any], *, texts_clean: bool = False) -> PreparedBatch
 
 
 def ingest(
-    items: Sequence[Any], *, source: str, quarantine: bool = True, texts_clean: bool = False
+    items: Sequence[Any],
+    *,
+    source: str,
+    quarantine: bool = True,
+    from_document: bool = False,
+    texts_clean: bool = False,
 ) -> IngestReport:
     """Ingest a batch: raw JSON texts (``str``/``bytes``) or decoded objects.
 
@@ -194,7 +203,8 @@ def ingest(
     database refuses is isolated and quarantined, and the rest commits.
     ``quarantine=False`` is for replaying an input that is already quarantined.
     """
-    return commit(prepare(items, texts_clean=texts_clean), source=source, quarantine=quarantine)
+    batch = prepare(items, from_document=from_document, texts_clean=texts_clean)
+    return commit(batch, source=source, quarantine=quarantine)
 
 
 def commit(batch: PreparedBatch, *, source: str, quarantine: bool = True) -> IngestReport:

@@ -11,8 +11,8 @@ everywhere (docs/api.md, "What an event may contain"):
   not hide characters;
 - at most :data:`MAX_DEPTH` levels of arrays and objects inside the event;
 - at most :data:`MAX_EVENT_BYTES` of canonical JSON per event;
-- a JSON number anywhere is kept exactly as written (decoded as a decimal,
-  never a float) and must be finite, with at most :data:`MAX_NUMBER_DIGITS`
+- a JSON number anywhere is kept exactly as written (an integer as an
+  integer, a fraction or exponent as a decimal, never a float) and must be finite, with at most :data:`MAX_NUMBER_DIGITS`
   significant digits and a magnitude within 1e-100 .. 1e100.
 
 The common case, an event with no fractional number, no escaped NUL and no
@@ -114,9 +114,9 @@ def decode(raw: str | bytes, *, max_bytes: int = MAX_TEXT_BYTES) -> Decoded:
         if shape is not _FLOAT:
             return Decoded(body, [], shape is _DEEP or _NUL_ESCAPE in data, fast=True)
     try:
-        body = json.loads(
-            data, parse_float=Decimal, parse_int=Decimal, parse_constant=_refuse_constant
-        )
+        # Integers as int, as orjson reads them (so -0 is 0 at every door);
+        # fractions and exponents as exact decimals.
+        body = json.loads(data, parse_float=Decimal, parse_constant=_refuse_constant)
     except RecursionError:
         return Decoded(None, [FieldError("(event)", _TOO_DEEP)], False)
     except ValueError as exc:  # UnicodeDecodeError included
@@ -168,9 +168,9 @@ def decode_document(raw: bytes, *, max_bytes: int, array_key: str) -> tuple[Any,
         return decoded.body, decoded.fast and _NUL_ESCAPE not in raw
     error = decoded.errors[0]
     if error.field != "(event)" or error.message == _TOO_DEEP:
-        elements = _array_elements(raw, json.dumps(array_key).encode())
-        if elements is not None:
-            return {array_key: elements}, False
+        found = _array_elements(raw, json.dumps(array_key).encode())
+        if found is not None and _skeleton_is_json(raw, found[1], found[2]):
+            return {array_key: found[0]}, False
     raise ValueError(error.message if error.field == "(body)" else f"the body is {error.message}")
 
 
@@ -178,13 +178,25 @@ def decode_document(raw: bytes, *, max_bytes: int, array_key: str) -> tuple[Any,
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},:]')
 
 
-def _array_elements(data: bytes, key: bytes) -> list[bytes] | None:
-    """The texts of the elements of ``{..., key: [e1, e2, ...], ...}``, found by
-    scanning tokens (no recursion), or None if the body is not shaped so."""
+def _skeleton_is_json(data: bytes, opening: int, closing: int) -> bool:
+    """Whether the body is JSON once its array is emptied: a body broken
+    outside the array (trailing garbage, say) is refused whole."""
+    try:
+        json.loads(data[:opening] + b"[]" + data[closing:])
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _array_elements(data: bytes, key: bytes) -> tuple[list[bytes], int, int] | None:
+    """The texts of the elements of ``{..., key: [e1, e2, ...], ...}`` and the
+    offsets of the array's brackets (from '[' to after ']'), found by scanning
+    tokens (no recursion), or None if the body is not shaped so."""
     depth = 0
     last_key = b""
     after_key = False
     start: int | None = None
+    opening = 0
     elements: list[bytes] = []
     for match in _TOKEN.finditer(data):
         token = match.group()
@@ -199,7 +211,7 @@ def _array_elements(data: bytes, key: bytes) -> list[bytes] | None:
         if first in (b"[", b"{"):
             depth += 1
             if depth == 2 and first == b"[" and after_key and start is None:
-                start = match.end()
+                opening, start = match.start(), match.end()
             after_key = False
             continue
         if first in (b"]", b"}"):
@@ -207,7 +219,7 @@ def _array_elements(data: bytes, key: bytes) -> list[bytes] | None:
                 last = data[start : match.start()].strip()
                 if last or elements:
                     elements.append(last)
-                return elements
+                return elements, opening, match.end()
             depth -= 1
             continue
         if first == b"," and start is not None and depth == 2:
@@ -317,6 +329,42 @@ def _fragment(value: Any) -> Any:
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
     """JSON text with every number exactly as decoded (decimals written as numbers)."""
     return orjson.dumps(value, default=_fragment, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+
+
+def dumps_any(value: Any) -> str:
+    """Any decoded value as JSON text, however deep (no recursion): for showing
+    and keeping an input the other encoders cannot write."""
+    out: list[str] = []
+    # Work items: a value to write, or a literal piece of text (a str in a tuple).
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is tuple:
+            out.append(item[0])
+        elif type(item) is dict:
+            stack.append(("}",))
+            for index, (key, child) in enumerate(reversed(list(item.items()))):
+                stack.append(child)
+                stack.append((json.dumps(str(key)) + ":",))
+                if index < len(item) - 1:
+                    stack.append((",",))
+            stack.append(("{",))
+        elif type(item) is list:
+            stack.append(("]",))
+            for index, child in enumerate(reversed(item)):
+                stack.append(child)
+                if index < len(item) - 1:
+                    stack.append((",",))
+            stack.append(("[",))
+        elif isinstance(item, str) or item is None or isinstance(item, bool):
+            out.append(json.dumps(item))
+        elif isinstance(item, int | Decimal):
+            out.append(str(item))
+        elif isinstance(item, float):
+            out.append(repr(item))
+        else:
+            out.append(json.dumps(repr(item)))
+    return "".join(out)
 
 
 def canonical_body(body: dict[str, Any]) -> bytes:
