@@ -276,7 +276,6 @@ class EventStreamConsumer:
         entries = [e for e in entries if self.parked.get(e[0], 0.0) <= now]
         if not entries:
             return 0
-        close_old_connections()
         reset_queries()  # a consumer runs for days; with DEBUG on Django would keep every SQL
         raws = [_raw_event(fields) for _, fields in entries]
         try:
@@ -299,6 +298,9 @@ class EventStreamConsumer:
         return len(entries)
 
     def _ingest(self, raws: list[Any]) -> IngestReport:
+        # A connection past its age, or left unusable, is replaced first; inside
+        # the retried step, so that even that waits out an outage.
+        close_old_connections()
         return ingest(raws, source="stream")
 
     def _process_one_by_one(self, entries: list[Entry], raws: list[Any]) -> int:
