@@ -173,6 +173,9 @@ REST_FRAMEWORK = {
         "access.authentication.ExchangeUserAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Bodies are JSON only, bounded in size, depth and text (access/parsers.py);
+    # the event door has its own parser (ledger/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["access.parsers.ApiJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 100,

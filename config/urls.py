@@ -1,11 +1,45 @@
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+
+
+class SwaggerPage(SpectacularSwaggerView):
+    """The Swagger UI: one HTML page, whatever the Accept header asks for.
+
+    Refused content negotiation would render DRF's 406 through the page's
+    template, whose context reads ``request.user`` and so authenticates for
+    the first time outside the view: a bad token then escaped as a 500. The
+    page is chosen instead, so a bad token is the view's own 401.
+    """
+
+    def perform_content_negotiation(
+        self, request: Request, force: bool = False
+    ) -> tuple[BaseRenderer, str]:
+        return super().perform_content_negotiation(request, force=True)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A path that matches no route: under /api/ in the API's error shape
+    (docs/api.md), elsewhere Django's page. Django calls it when DEBUG is off."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse(
+            {"error": {"code": "not_found", "message": "no such route"}},
+            status=404,
+            json_dumps_params={"separators": (",", ":")},
+        )
+    return defaults.page_not_found(request, exception)
+
+
+handler404 = not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SwaggerPage.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("ledger.urls")),
     path("api/v1/", include("campaigns.urls")),
     path("api/v1/", include("vouchers.urls")),

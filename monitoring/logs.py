@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -71,7 +72,25 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
         # default=str: a message argument that JSON cannot hold is written as its text.
-        return orjson.dumps(line, default=str).decode()
+        try:
+            return orjson.dumps(line, default=str).decode()
+        except orjson.JSONEncodeError:
+            # A lone surrogate (text a caller sent, decoded with surrogate
+            # escapes) is not UTF-8: orjson refuses it, and so would the
+            # stream. The line is still written, each one shown as ``\udXXX``.
+            return orjson.dumps(_escaped(line), default=str).decode()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(line: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+        if isinstance(value, str)
+        else value
+        for key, value in line.items()
+    }
 
 
 def _timestamp(created: float) -> str:

@@ -18,16 +18,19 @@ from typing import Any
 from django.db import connection, transaction
 
 from access.errors import DomainError
+from access.middleware import text_problem, user_id_problem
 from config import clock
 from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import format_amount
+from ledger.wire import printable
 from vouchers import rules
 from vouchers.models import VoucherProgram, VoucherTemplate
 
 logger = logging.getLogger(__name__)
 
 EVENT_CHUNK = 5_000
+GRANT_KEY_MAX = 200
 VOID_MEASURE = "void_vouchers"
 
 
@@ -122,12 +125,14 @@ def grant_vouchers(grants: Iterable[Grant], *, source: str) -> GrantReport:
     for index, grant in enumerate(grants):
         template = templates.get((grant.program, grant.template))
         errors = []
-        if not grant.key or len(grant.key) > 200:
-            errors.append(
-                {"field": "idempotency_key", "message": "required, at most 200 characters"}
-            )
-        if not grant.user_id or len(grant.user_id) > 64:
-            errors.append({"field": "user_id", "message": "required, at most 64 characters"})
+        # Both are stored as text and written to COPY: NUL or a lone surrogate
+        # would fail there for the whole batch, so the grant is refused alone.
+        key_problem = text_problem(grant.key, max_length=GRANT_KEY_MAX, min_length=1)
+        if key_problem is not None:
+            errors.append({"field": "idempotency_key", "message": key_problem})
+        user_problem = user_id_problem(grant.user_id)
+        if user_problem is not None:
+            errors.append({"field": "user_id", "message": user_problem})
         if template is None:
             errors.append(
                 {
@@ -140,7 +145,8 @@ def grant_vouchers(grants: Iterable[Grant], *, source: str) -> GrantReport:
             report.results.append(
                 {
                     "index": index,
-                    "idempotency_key": grant.key,
+                    # A key at fault is echoed escaped: an answer cannot hold a lone surrogate.
+                    "idempotency_key": grant.key if key_problem is None else printable(grant.key),
                     "status": "rejected",
                     "errors": errors,
                 }
