@@ -102,8 +102,9 @@ def test_quarantine_keeps_bytes_text_cannot_hold_and_shows_them_escaped() -> Non
     received = b'{"event_id": "e-1", "type": "trade.filled", "note": "a\x00b\xff"}'
     outcome = ingest([received], source="test").outcomes[0]
     assert outcome.status == "rejected"
+    assert outcome.quarantine_id is not None
     entry = QuarantinedInput.objects.get(pk=outcome.quarantine_id)
-    assert bytes(entry.received) == received
+    assert entry.received is not None and bytes(entry.received) == received
     assert entry.raw == '{"event_id": "e-1", "type": "trade.filled", "note": "a\\u0000b\\xff"}'
     page = _staff("operator").get(f"/admin/ledger/quarantinedinput/{entry.pk}/change/")
     assert page.status_code == 200
