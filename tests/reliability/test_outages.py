@@ -179,6 +179,10 @@ def stored() -> tuple[int, int]:
     return int(rows), int(distinct)
 
 
+def stored_at_least(n: int) -> bool:
+    return stored()[0] >= n
+
+
 def fills(prefix: str, n: int) -> list[str]:
     return [json.dumps(events.fill(f"u_{i % 40}", order_id=f"{prefix}{i}")) for i in range(n)]
 
@@ -366,7 +370,7 @@ def test_the_consumer_survives_terminated_sessions_and_a_refusing_database(
             row = watcher.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()
             watcher.execute("SELECT pg_advisory_unlock(%s)", [event_store.APPEND_LOCK_KEY])
             terminated += row == (True,)
-            until(lambda n=n: stored()[0] >= 3500 + 500 * n, 60, "the batch retried")
+            until(partial(stored_at_least, 3500 + 500 * n), 60, "the batch retried")
         published = 4500
         assert process.alive()
         # Then PostgreSQL is gone for 5 s: connections dropped, new ones refused,
