@@ -28,7 +28,6 @@ logged and left pending (parked) for a later reclaim; the consumer moves on.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import socket
@@ -324,25 +323,18 @@ class EventStreamConsumer:
         """Quarantine an entry that failed alone and acknowledge it; 1 if done.
         If even that fails, log it and leave it pending (parked); 0."""
         message = f"failed alone: {outages.describe(exc)}"[:500]
-        # As it came first; if the store refuses that (a NUL byte, text that is
-        # not UTF-8), as a JSON string of what came, which it always takes.
-        for candidate, note in ((raw, ""), (_escaped(raw), "; kept escaped")):
-            try:
-                self._retrying(
-                    partial(
-                        quarantine_unprocessable, candidate, source="stream", message=message + note
-                    )
-                )
-            except Stopped:
-                raise
-            except Exception:
-                logger.exception(
-                    "consumer %s: stream entry %s could not be quarantined%s",
-                    self.name,
-                    entry_id,
-                    note,
-                )
-                continue
+        # Quarantine takes any input as it came (its exact bytes, and text
+        # with what text cannot hold escaped); only an outage that outlasts
+        # the retries or a bug leaves the entry pending.
+        try:
+            self._retrying(partial(quarantine_unprocessable, raw, source="stream", message=message))
+        except Stopped:
+            raise
+        except Exception:
+            logger.exception(
+                "consumer %s: stream entry %s could not be quarantined", self.name, entry_id
+            )
+        else:
             self._retrying(partial(self._ack, entry_id))
             self.stats.quarantined_unprocessable += 1
             self.parked.pop(entry_id, None)
@@ -371,17 +363,6 @@ def _raw_event(fields: dict[bytes, bytes]) -> Any:
         key.decode(errors="replace"): value.decode(errors="replace")
         for key, value in fields.items()
     }
-
-
-def _escaped(raw: Any) -> str:
-    """What came, as one JSON string in ASCII: storable whatever it holds."""
-    if isinstance(raw, bytes):
-        text = raw.decode("utf-8", errors="backslashreplace")
-    elif isinstance(raw, str):
-        text = raw
-    else:
-        text = json.dumps(raw, ensure_ascii=True, default=str)
-    return json.dumps(text, ensure_ascii=True)
 
 
 def publish_events(client: redis.Redis, stream: str, events: Sequence[str | bytes]) -> None:

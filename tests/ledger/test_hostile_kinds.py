@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 import redis
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 from rest_framework.test import APIClient
 
 from ledger.models import ClosedOrder, Event, QuarantinedInput
 from tests import events
+from tests.databases import child_database_url
 from tests.ledger import hostile
 from tests.ledger.hostile import ACCEPTED, DUPLICATE, Kind, Rejected
 
@@ -255,17 +256,6 @@ def test_stream_entries_of_other_shapes(
 # --- a large file with one bad line, imported by a real process ----------------------------------
 
 
-def _test_database_url() -> str:
-    """The URL of the test database this process is using, for child processes."""
-    db = connections["default"].settings_dict
-    connections.close_all()
-    host = db["HOST"]
-    if host.startswith("/"):
-        return f"postgresql://{db['USER']}@/{db['NAME']}?host={host}"
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgresql://{db['USER']}@{host}{port}/{db['NAME']}"
-
-
 @pytest.fixture
 def big_file(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "big.jsonl"
@@ -290,7 +280,7 @@ def big_file(tmp_path: Path) -> Iterator[Path]:
 def test_a_bad_line_deep_in_a_large_file_costs_only_itself(big_file: Path) -> None:
     report = big_file.with_suffix(".report")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    env["DATABASE_URL"] = _test_database_url()
+    env["DATABASE_URL"] = child_database_url()
     done = subprocess.run(
         [str(ROOT / ".venv/bin/python"), "manage.py", "ingest_events", str(big_file),
          "--no-progress", "--report", str(report)],

@@ -22,12 +22,12 @@ from django.conf import settings
 from django.db import DataError, OperationalError, connection, connections
 from django.test import Client
 
-from ledger import stream as ledger_stream
 from ledger.models import ClosedOrder, Event, QuarantinedInput
 from ledger.stream import ConsumerStats, EventStreamConsumer, publish_events
 from monitoring.models import ConsumerHeartbeat, OutageCount
 from monitoring.outages import Backoff, outage_of
 from tests import events
+from tests.databases import child_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,7 +106,7 @@ def test_three_consumer_processes_give_each_event_exactly_one_effect(
     payload = [json.dumps(e) for e in batch]
     publish_events(redis_client, stream_name, payload + payload[::-1])
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    env["DATABASE_URL"] = _test_database_url()
+    env["DATABASE_URL"] = child_database_url()
     procs = [
         subprocess.Popen(
             [
@@ -147,17 +147,6 @@ def test_three_consumer_processes_give_each_event_exactly_one_effect(
     assert ClosedOrder.objects.count() == 1000
     assert {o.realized_pnl for o in ClosedOrder.objects.all()} == {Decimal("-4.5")}
     assert redis_client.xpending(stream_name, "g")["pending"] == 0
-
-
-def _test_database_url() -> str:
-    """The URL of the test database this process is using, for child processes."""
-    db = connections["default"].settings_dict
-    connections.close_all()
-    host = db["HOST"]
-    if host.startswith("/"):
-        return f"postgresql://{db['USER']}@/{db['NAME']}?host={host}"
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgresql://{db['USER']}@{host}{port}/{db['NAME']}"
 
 
 @pytest.mark.django_db
@@ -375,33 +364,3 @@ def test_an_entry_that_cannot_even_be_quarantined_is_left_pending_and_the_rest_g
     [pending] = redis_client.xpending_range(stream_name, "g", min="-", max="+", count=10)
     assert pending["consumer"] == b"c1"
     assert list(consumer.parked) == [pending["message_id"]]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_an_entry_the_quarantine_refuses_as_it_came_is_kept_escaped(
-    redis_client: redis.Redis, stream_name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    raw = json.dumps(events.fill("u_1", order_id="POISON"))
-    publish_events(redis_client, stream_name, [raw])
-    monkeypatch.setattr(
-        EventStreamConsumer, "_ingest", _failing_on("POISON", EventStreamConsumer._ingest)
-    )
-    real = ledger_stream.quarantine_unprocessable
-
-    def refuse_bytes(candidate: Any, **kw: Any) -> Any:
-        if isinstance(candidate, bytes):
-            raise ValueError("not as it came")
-        return real(candidate, **kw)
-
-    monkeypatch.setattr("ledger.stream.quarantine_unprocessable", refuse_bytes)
-    stats = _consumer(redis_client, stream_name, "c1").run(idle_exit=True)
-    assert (stats.quarantined_unprocessable, stats.parked) == (1, 0)
-    entry = QuarantinedInput.objects.get()
-    assert json.loads(entry.raw) == raw
-    assert entry.errors == [
-        {
-            "field": "(entry)",
-            "message": "failed alone: ValueError: cannot handle POISON; kept escaped",
-        }
-    ]
-    assert redis_client.xpending(stream_name, "g")["pending"] == 0
