@@ -50,3 +50,13 @@ def test_an_operator_grants_one_voucher_and_a_csv(program: Any, clock: Any) -> N
     assert page.status_code == 200 and b"left 10000" in page.content
     for screen in ("voucher", "consumption", "voucherprogram"):
         assert client.get(f"/admin/vouchers/{screen}/").status_code == 200
+
+
+def test_the_grant_button_is_offered_only_to_who_may_grant(program: Any) -> None:
+    viewer = User.objects.create_user("viewer-2", password="a-long-password-1", is_staff=True)
+    viewer.groups.add(Group.objects.get(name="viewer"))
+    reader = Client()
+    reader.force_login(viewer)
+    assert "Grant vouchers" not in reader.get("/admin/vouchers/voucher/").content.decode()
+    assert reader.get("/admin/vouchers/voucher/grant/").status_code == 403
+    assert "Grant vouchers" in _operator().get("/admin/vouchers/voucher/").content.decode()
