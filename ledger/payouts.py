@@ -45,7 +45,9 @@ def acknowledge_payout(*, payout_id: int, by: str) -> PayoutInstruction:
 
 
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    # A Redis that hangs fails the relay in seconds (the job is retried and
+    # publishes what is left), rather than holding the job's lock forever.
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=30)
 
 
 def publish_payouts(*, at: dt.datetime, client: redis.Redis | None = None) -> dict[str, int]:
