@@ -145,7 +145,6 @@ CACHES = {
         "OPTIONS": {
             "socket_connect_timeout": 0.25,
             "socket_timeout": 0.25,
-            "socket_keepalive": True,
         },
     }
 }

@@ -67,7 +67,6 @@ class Command(BaseCommand):
                 socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 # Longer than a blocking read waits, so only a Redis that hangs hits it.
                 socket_timeout=options["block_ms"] / 1000 + 10,
-                socket_keepalive=True,
             ),
             stream=options["stream"],
             group=options["group"],
