@@ -139,8 +139,9 @@ def _shape(body: Any) -> object:
     while stack:
         container, depth = stack.pop()
         if depth > MAX_DEPTH:
+            # Still walked: a float deeper down must be found, or a REST batch
+            # (two levels deeper than its events) would keep its inexact value.
             shape = _DEEP
-            continue
         for value in container.values() if type(container) is dict else container:
             kind = type(value)
             if kind is dict or kind is list:

@@ -627,6 +627,18 @@ def _catalogue() -> list[Kind]:
             rejected("a[2].b"),
         )
     )
+    # 16 levels inside the event, 18 inside a REST batch: a number the fast
+    # decoder reads inexactly (1e-400 as 0.0) must still be judged as written.
+    deep_tiny: Any = Raw("1e-400")
+    for _ in range(15):
+        deep_tiny = {"a": deep_tiny}
+    add(
+        _kind(
+            "1e-400, 16 levels deep in an extra field",
+            {**_fill("h-num-deep-underflow"), "x": deep_tiny},
+            rejected("x" + ".a" * 15),
+        )
+    )
     add(
         _kind(
             "exact numbers deep in extra fields",
