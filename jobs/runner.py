@@ -29,6 +29,7 @@ from typing import Any
 from django.db import connection
 from django.utils.timezone import is_aware
 
+from access.errors import DomainError
 from config import clock
 from jobs.exceptions import ExceptionRecorder, run_recorder
 from jobs.models import JobRun, JobRunStatus
@@ -42,6 +43,15 @@ class JobFailed(RuntimeError):
     def __init__(self, run: JobRun) -> None:
         super().__init__(f"job {run.job} [{run.key}] failed: {run.error.splitlines()[-1:]}")
         self.run = run
+
+
+class JobRefused(JobFailed):
+    """The rules refused the run (a day not over yet, an empty pool): a reason
+    for ops, not a bug, so it is recorded and shown without a traceback."""
+
+    def __init__(self, run: JobRun, reason: str) -> None:
+        super().__init__(run)
+        self.reason = reason
 
 
 def business_key(spec: JobSpec, *, day: dt.date | None, at: dt.datetime | None) -> str:
@@ -181,6 +191,12 @@ def _run_locked(
             kwargs: dict[str, Any] = {"day": day} if spec.key == "day" else {"at": at}
             try:
                 counts = dict(spec.func(**kwargs) or {})
+            except DomainError as refusal:
+                reason = f"refused ({getattr(refusal, 'code', DomainError.code)}): {refusal}"
+                exceptions = _save_exceptions(recorder)
+                _finish(run, JobRunStatus.FAILED, counts=exceptions, error=reason)
+                logger.warning("job %s [%s] %s", run.job, run.key, reason)
+                raise JobRefused(run, reason) from None
             except Exception:
                 error = traceback.format_exc()
                 exceptions = _save_exceptions(recorder)

@@ -14,7 +14,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from config import clock
 from jobs.models import JobRunStatus
 from jobs.registry import Daily, all_jobs, get_job
-from jobs.runner import JobFailed, run_job
+from jobs.runner import JobFailed, JobRefused, run_job
+
+# Exit statuses: 1 a failure (its traceback is printed), 3 a refusal by the
+# rules (its reason alone: a day not over yet, an empty pool).
+EXIT_REFUSED = 3
 
 
 class Command(BaseCommand):
@@ -57,6 +61,12 @@ class Command(BaseCommand):
                 run = run_job(spec.name, day=options["day"], at=options["at"], trigger="command")
         except ValueError as error:
             raise CommandError(str(error)) from None
+        except JobRefused as refusal:
+            # The rules said no: the reason alone, and a status scripts can tell apart.
+            raise CommandError(
+                f"{spec.name} [{refusal.run.key}] {refusal.reason} (run #{refusal.run.pk})",
+                returncode=EXIT_REFUSED,
+            ) from None
         except JobFailed as failure:
             self.stderr.write(failure.run.error)
             raise CommandError(
