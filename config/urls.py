@@ -2,13 +2,13 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views import defaults
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
 
-class SwaggerPage(SpectacularSwaggerView):
-    """The Swagger UI: one HTML page, whatever the Accept header asks for.
+class _AlwaysThePage:
+    """A docs page: one HTML page, whatever the Accept header asks for.
 
     Refused content negotiation would render DRF's 406 through the page's
     template, whose context reads ``request.user`` and so authenticates for
@@ -19,7 +19,15 @@ class SwaggerPage(SpectacularSwaggerView):
     def perform_content_negotiation(
         self, request: Request, force: bool = False
     ) -> tuple[BaseRenderer, str]:
-        return super().perform_content_negotiation(request, force=True)
+        return super().perform_content_negotiation(request, force=True)  # type: ignore[misc]
+
+
+class SwaggerPage(_AlwaysThePage, SpectacularSwaggerView):
+    """Swagger UI at /api/docs/."""
+
+
+class RedocPage(_AlwaysThePage, SpectacularRedocView):
+    """Redoc at /api/redoc/."""
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -40,6 +48,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerPage.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", RedocPage.as_view(url_name="schema"), name="api-redoc"),
     path("api/v1/", include("ledger.urls")),
     path("api/v1/", include("campaigns.urls")),
     path("api/v1/", include("vouchers.urls")),

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.django_db
 ROUTES: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "api/schema/": (("get",), None, "format"),
     "api/docs/": (("get",), None, "q"),
+    "api/redoc/": (("get",), None, "q"),
     "api/v1/events": (("post",), None, "q"),
     "api/v1/payouts": (("get",), None, "after"),
     "api/v1/payouts/<int:payout_id>/ack": (("post",), "payout_id", "q"),
@@ -315,8 +316,8 @@ def test_a_hostile_jwt_sub_is_a_401_naming_it(
     route: str, method: str, sub: str, problem: str
 ) -> None:
     client = _bearer(_jwt({"sub": sub, "exp": _soon()}))
-    if route == "api/docs/":
-        # The Swagger page is HTML only: its 401 is a page, not the JSON shape.
+    if route in ("api/docs/", "api/redoc/"):
+        # The docs pages are HTML only: their 401 is a page, not the JSON shape.
         response = client.get(_path(route))
         assert (response.status_code, response.content) == (401, b"401 Unauthorized")
         return
