@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -17,7 +17,7 @@ from access.middleware import TEXT_MAX, text_problem
 
 
 class NewestFirst(CursorPagination):
-    """``?cursor=`` pages of ``page_size`` (default 100, at most 500), newest first.
+    """``?cursor=`` pages of ``page_size`` (default 100, 1 to 500), newest first.
 
     A cursor is only base64 text, so a caller can forge one whose position is
     not a value of the ordering field (``p=garbage``, a NUL, a date without a
@@ -31,6 +31,18 @@ class NewestFirst(CursorPagination):
     max_page_size = 500
 
     _model: type[models.Model] | None = None
+
+    def get_page_size(self, request: Request) -> int | None:
+        """``page_size`` as asked, or a 400 naming it: DRF would silently fall
+        back to the default for ``abc`` or ``0``, and clip ``10000``."""
+        text = request.query_params.get(self.page_size_query_param)
+        if text is None:
+            return self.page_size
+        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= self.max_page_size:
+            raise ValidationError(
+                {self.page_size_query_param: [f"must be an integer from 1 to {self.max_page_size}"]}
+            )
+        return int(text)
 
     def paginate_queryset(
         self, queryset: Any, request: Request, view: APIView | None = None

@@ -144,6 +144,20 @@ def test_cursors_the_api_wrote_still_page() -> None:
     assert back["results"] == first["results"]
 
 
+@pytest.mark.parametrize("size", ["abc", "0", "501", "-1", "2.5", "\u0661", ""])
+def test_a_page_size_out_of_range_is_a_400_naming_it(size: str) -> None:
+    response = _user().get(LEDGER, {"page_size": size})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"page_size": ["must be an integer from 1 to 500"]}
+
+
+def test_page_sizes_1_and_500_are_read() -> None:
+    _credit("u_1", "prize:u_1:1")
+    _credit("u_1", "prize:u_1:2")
+    assert len(_user().get(LEDGER, {"page_size": "1"}).json()["results"]) == 1
+    assert len(_user().get(LEDGER, {"page_size": "500"}).json()["results"]) == 2
+
+
 # --- 2. voucher grants -------------------------------------------------------------------
 
 
