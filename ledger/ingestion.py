@@ -120,13 +120,8 @@ def _received(item: Any) -> bytes:
     """The input's exact bytes (a decoded body as its JSON)."""
     if isinstance(item, bytes):
         return item
-    if isinstance(item, str):
-        return item.encode("utf-8", errors="surrogatepass")
-    try:
-        return wire.dumps(item)
-    except (TypeError, ValueError, OverflowError, RecursionError, wire.orjson.JSONEncodeError):
-        pass
-    return wire.dumps_any(item).encode("utf-8", errors="surrogatepass")
+    text = item if isinstance(item, str) else wire.dumps_any(item)
+    return text.encode("utf-8", errors="surrogatepass")
 
 
 def _identity(body: Any) -> tuple[str, str]:

@@ -292,9 +292,7 @@ def _number(value: Any) -> Any:
             return value
         value = Decimal(value)
     elif type(value) is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            return None
-        value = Decimal(repr(value))
+        value = Decimal(repr(value))  # nan and inf become Decimal's, refused below
     elif type(value) is not Decimal:
         return None
     if not value.is_finite():
@@ -358,7 +356,7 @@ def dumps_any(value: Any) -> str:
                     stack.append((",",))
             stack.append(("[",))
         elif isinstance(item, str) or item is None or isinstance(item, bool):
-            out.append(json.dumps(item))
+            out.append(json.dumps(item, ensure_ascii=False))
         elif isinstance(item, int | Decimal):
             out.append(str(item))
         elif isinstance(item, float):
