@@ -49,3 +49,17 @@ def format_amount(amount: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
+
+
+def for_people(amount: Decimal, asset: str = "") -> str:
+    """An amount as a person reads it (admin pages, messages, docs): digits
+    grouped by thousands, at most the payout's places, no exponent and no
+    trailing zeros ("5,000 USDT", "0.125", "0"). Machines get
+    :func:`format_amount` instead, which keeps every digit."""
+    shown = round_payout(amount) if amount.is_finite() else amount
+    text = format(shown, ",f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("", "-0"):
+        text = "0"
+    return f"{text} {asset}" if asset else text
