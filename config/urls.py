@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
+from support.landing import landing
+
 
 class _AlwaysThePage:
     """A docs page: one HTML page, whatever the Accept header asks for.
@@ -45,6 +47,7 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 handler404 = not_found
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerPage.as_view(url_name="schema"), name="api-docs"),

@@ -6,11 +6,13 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from access.audit import AuditedAdmin
+from jobs.display import counts_text, duration_text, real_seconds
 from jobs.models import JobException, JobRun
 
 
@@ -44,19 +46,38 @@ class JobRunAdmin(AuditedAdmin):
         "status",
         "trigger",
         "started_at",
-        "duration",
+        "duration_shown",
         "exception_count",
-        "counts",
+        "counts_shown",
         "host",
     )
     list_filter = ("status", "job", "trigger")
     search_fields = ("job", "key")
     date_hierarchy = "started_at"
-    readonly_fields = [field.name for field in JobRun._meta.fields]
+    readonly_fields = [
+        *(field.name for field in JobRun._meta.fields if field.name != "counts"),
+        "duration_shown",
+        "counts_shown",
+    ]
+    # The counts are shown for people (counts_shown), not as the stored JSON.
+    exclude = ("counts",)
     inlines = [JobExceptionInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JobRun]:
         return super().get_queryset(request).annotate(exception_total=Count("exceptions"))
+
+    @admin.display(description="duration (real time)")
+    def duration_shown(self, run: JobRun) -> str:
+        # Real seconds with their unit, also under a time-lapse (jobs.display).
+        return duration_text(real_seconds(run.started_at, run.finished_at)) or "-"
+
+    @admin.display(description="counts")
+    def counts_shown(self, run: JobRun) -> Any:
+        pairs = counts_text(run.counts)
+        if not pairs:
+            return "-"
+        # One pair per line: a long JSON object would widen the list past the screen.
+        return format_html_join(mark_safe("<br>"), "{}: {}", pairs)
 
     @admin.display(description="exceptions", ordering="exception_total")
     def exception_count(self, run: JobRun) -> Any:

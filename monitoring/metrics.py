@@ -310,19 +310,31 @@ def credit_metrics(cursor: Any) -> Families:
 
 
 def payout_metrics(cursor: Any) -> Families:
-    """How long the oldest credit has waited for the wallet service to apply it."""
+    """The payout queue: credits the wallet service has not acknowledged
+    applying yet, and how long the oldest of them has waited."""
     family = GaugeMetricFamily(
         "rewards_payout_oldest_unacked_age_seconds",
         "Age of the oldest payout instruction the wallet service has not acknowledged (0: none).",
     )
-    # The partial index payout_pending holds exactly the unacknowledged ids.
-    cursor.execute(
-        "SELECT created_at FROM ledger_payoutinstruction WHERE acked_at IS NULL ORDER BY id LIMIT 1"
+    unacked = GaugeMetricFamily(
+        "rewards_payout_unacked",
+        "Payout instructions the wallet service has not acknowledged yet.",
     )
-    row = cursor.fetchone()
-    age = max((clock.now() - row[0]).total_seconds(), 0.0) if row else 0.0
+    # The partial index payout_pending holds exactly the unacknowledged ids:
+    # both figures are one statement over it, as long as the queue is.
+    cursor.execute(
+        """
+        SELECT count(*),
+            (SELECT created_at FROM ledger_payoutinstruction
+             WHERE acked_at IS NULL ORDER BY id LIMIT 1)
+        FROM ledger_payoutinstruction WHERE acked_at IS NULL
+        """
+    )
+    count, oldest = cursor.fetchone()
+    age = max((clock.now() - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
     family.add_metric([], age)
-    return [family]
+    unacked.add_metric([], count)
+    return [family, unacked]
 
 
 def outage_metrics(cursor: Any) -> Families:

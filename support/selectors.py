@@ -5,9 +5,8 @@ section. Every section is bounded: its latest ``limit`` rows and the count of
 all of them, never an unbounded list.
 
 Ops dashboard: per campaign or program, series per UTC day computed by SQL
-aggregates over a bounded range of days; the health of every job (from
-``JobRun``), of ingestion (the event stream's consumer group in Redis, the
-quarantine) and of the projections.
+aggregates over a bounded range of days. Its health half (jobs, payouts,
+ingestion, projections) is ``support.health``.
 """
 
 from __future__ import annotations
@@ -16,14 +15,12 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-import redis
-from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Max, Min, QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum
 
 from campaigns import rules as campaign_rules
 from campaigns.models import (
@@ -39,24 +36,21 @@ from campaigns.models import (
 from campaigns.selectors import budget, disqualified_since, issued_keys, reward_status
 from earn.jobs import POOL_PROGRAM as EARN_PROGRAM
 from earn.models import Activation, DailyInterest, EarnDistribution, Snapshot
-from jobs.models import DONE_STATUSES, JobRun, JobRunStatus
-from jobs.registry import Daily, JobSpec, all_jobs
 from ledger.models import (
     Account,
     AccountKind,
-    Event,
     ExchangeUser,
-    ProjectionCheckpoint,
     QuarantinedInput,
-    QuarantineStatus,
     RiskMeasure,
 )
-from ledger.money import format_amount
+from ledger.money import for_people, format_amount
 from ledger.selectors import user_credits
-from monitoring.metrics import consumer_backlog
 from referrals.jobs import POOL_PROGRAM as REFERRAL_PROGRAM
 from referrals.models import Commission, CommissionPayout, ReferralCode, Relation
 from referrals.selectors import with_state
+
+# The jobs' health lives in support.health; callers of the old name keep it.
+from support.health import job_health as job_health
 from vouchers.models import Consumption, Voucher, VoucherProgram
 from vouchers.selectors import payout_status, program_budget, voucher_status
 
@@ -522,8 +516,8 @@ def _earn_interest(user_id: str, now: dt.datetime, limit: int) -> Section:
             "snapshots": row.snapshots,
             "principal": row.principal,
             "position_value": row.position_value,
-            "boosted": f"{format_amount(row.boosted_portion)} at {row.boosted_apr.normalize():f}",
-            "base": f"{format_amount(row.base_portion)} at {row.base_apr.normalize():f}",
+            "boosted": f"{for_people(row.boosted_portion)} at {row.boosted_apr.normalize():f}",
+            "base": f"{for_people(row.base_portion)} at {row.base_apr.normalize():f}",
             "interest": row.interest,
             "status": "paid" if row.day in paid_days else "accrued",
         }
@@ -676,14 +670,47 @@ def subjects(limit: int = 200) -> list[Subject]:
 
 
 def default_range(subject: Subject, today: dt.date) -> tuple[dt.date, dt.date]:
-    """A campaign's life (registration opening to the issuance deadline), else
-    the last 30 days; never more than ``MAX_DAYS``."""
-    if subject.kind == "campaign":
-        campaign = Campaign.objects.get(slug=subject.key.split(":", 1)[1])
-        first = campaign.registration_opens_at.astimezone(dt.UTC).date()
-        last = (campaign.ends_at + dt.timedelta(days=campaign.issuance_deadline_days)).date()
-        return first, min(last, first + dt.timedelta(days=MAX_DAYS - 1))
-    return today - dt.timedelta(days=DEFAULT_DAYS - 1), today
+    """The days the charts show until someone picks others: always around today.
+
+    A campaign: its life (registration opening to the end plus its issuance
+    deadline), stretched to reach today when today falls outside it, so that an
+    upcoming or finished campaign is seen beside the present. A program: the
+    last 30 days. Never more than ``MAX_DAYS``: the days nearest today are kept.
+    """
+    if subject.kind != "campaign":
+        return today - dt.timedelta(days=DEFAULT_DAYS - 1), today
+    campaign = Campaign.objects.get(slug=subject.key.split(":", 1)[1])
+    opens = campaign.registration_opens_at.astimezone(dt.UTC).date()
+    closes = (
+        (campaign.ends_at + dt.timedelta(days=campaign.issuance_deadline_days))
+        .astimezone(dt.UTC)
+        .date()
+    )
+    first, last = min(opens, today), max(closes, today)
+    span = dt.timedelta(days=MAX_DAYS - 1)
+    if last - first > span:
+        if today - first >= span:
+            # Long over: the year up to today.
+            first = today - span
+            last = today
+        else:
+            last = first + span
+    return first, last
+
+
+def default_subject(found: list[Subject], today: dt.date) -> Subject | None:
+    """The subject the dashboard opens on: the newest campaign whose life holds
+    today (registration opening to the issuance deadline), else the first one."""
+    live = {
+        f"campaign:{slug}"
+        for slug, opens, ends, deadline in Campaign.objects.values_list(
+            "slug", "registration_opens_at", "ends_at", "issuance_deadline_days"
+        )
+        if opens.astimezone(dt.UTC).date()
+        <= today
+        <= (ends + dt.timedelta(days=deadline)).astimezone(dt.UTC).date()
+    }
+    return next((s for s in found if s.key in live), found[0] if found else None)
 
 
 # --- the ops dashboard: charts ------------------------------------------------------------
@@ -925,11 +952,11 @@ def _campaign_charts(
     return charts, [
         ("invited", str(Invitation.objects.filter(campaign=campaign).count())),
         ("registered", str(Participant.objects.filter(campaign=campaign).count())),
-        ("funded", f"{format_amount(figures.funded)} {asset}"),
-        ("issued", f"{format_amount(figures.issued)} {asset}"),
-        ("left in the funding account", f"{format_amount(figures.available)} {asset}"),
-        ("daily prizes won", f"{format_amount(figures.prizes_committed)} {asset}"),
-        ("coverage rebates drawn", f"{format_amount(figures.rebates_drawn)} {asset}"),
+        ("funded", for_people(figures.funded, asset)),
+        ("issued", for_people(figures.issued, asset)),
+        ("left in the funding account", for_people(figures.available, asset)),
+        ("daily prizes won", for_people(figures.prizes_committed, asset)),
+        ("coverage rebates drawn", for_people(figures.rebates_drawn, asset)),
     ]
 
 
@@ -1014,9 +1041,9 @@ def _voucher_charts(
     figures = program_budget(program)
     return charts, [
         ("vouchers granted", str(Voucher.objects.filter(program=program).count())),
-        ("compensation paid", f"{format_amount(figures.paid)} {program.asset}"),
-        ("compensation owed (unpaid)", f"{format_amount(figures.owed)} {program.asset}"),
-        ("left in the funding account", f"{format_amount(figures.available)} {program.asset}"),
+        ("compensation paid", for_people(figures.paid, program.asset)),
+        ("compensation owed (unpaid)", for_people(figures.owed, program.asset)),
+        ("left in the funding account", for_people(figures.available, program.asset)),
     ]
 
 
@@ -1186,253 +1213,3 @@ def _funding_charts(
             )
         )
     return charts
-
-
-# --- the ops dashboard: health -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobHealth:
-    name: str
-    description: str
-    schedule: str
-    last: JobRun | None
-    last_success_at: dt.datetime | None
-    state: str
-    late: bool
-    # Over the last 24 hours: runs whose runner died, and users (or assets) left out.
-    abandoned: int = 0
-    exceptions: int = 0
-
-
-def _interval(spec: JobSpec) -> dt.timedelta:
-    return spec.schedule if isinstance(spec.schedule, dt.timedelta) else dt.timedelta(days=1)
-
-
-def _schedule_text(spec: JobSpec) -> str:
-    if isinstance(spec.schedule, Daily):
-        return f"daily at {spec.schedule.hour:02d}:{spec.schedule.minute:02d} UTC"
-    seconds = int(spec.schedule.total_seconds())
-    if seconds < 60:
-        return f"every {seconds} s"
-    return f"every {seconds // 60} min" if seconds < 3600 else f"every {seconds // 3600} h"
-
-
-# Abandoned runs and exceptions are counted over this window.
-HEALTH_WINDOW = dt.timedelta(hours=24)
-
-
-def allowed_gap(spec: JobSpec) -> dt.timedelta:
-    """How long after its last success a job counts as late: one interval, plus
-    a grace of one more interval, at least 10 minutes and at most 2 hours."""
-    interval = _interval(spec)
-    grace = min(max(interval, dt.timedelta(minutes=10)), dt.timedelta(hours=2))
-    return interval + grace
-
-
-def job_health(now: dt.datetime) -> list[JobHealth]:
-    """Every declared job with its last run, its last success (a ``partial``
-    run did its work too) and its troubles of the last 24 hours."""
-    specs = all_jobs()
-    since = now - HEALTH_WINDOW
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT j.name, last.id, ok.started_at
-            FROM unnest(%s::text[]) AS j(name)
-            LEFT JOIN LATERAL (
-                SELECT id FROM jobs_jobrun WHERE job = j.name
-                ORDER BY started_at DESC, id DESC LIMIT 1
-            ) last ON true
-            LEFT JOIN LATERAL (
-                SELECT started_at FROM jobs_jobrun WHERE job = j.name AND status = ANY(%s)
-                ORDER BY started_at DESC, id DESC LIMIT 1
-            ) ok ON true
-            """,
-            [[spec.name for spec in specs], [status.value for status in DONE_STATUSES]],
-        )
-        found = {name: (run_id, success) for name, run_id, success in cursor.fetchall()}
-        # The window's runs are one primary-key range (as in monitoring.metrics).
-        cursor.execute(
-            """
-            SELECT job, count(*) FROM jobs_jobrun
-            WHERE id > coalesce(
-                    (SELECT id FROM jobs_jobrun WHERE started_at < %(since)s
-                     ORDER BY id DESC LIMIT 1), 0)
-                AND started_at >= %(since)s AND status = %(abandoned)s
-            GROUP BY job
-            """,
-            {"since": since, "abandoned": JobRunStatus.ABANDONED.value},
-        )
-        abandoned = dict(cursor.fetchall())
-        cursor.execute(
-            "SELECT job, count(*) FROM jobs_jobexception WHERE created_at >= %s GROUP BY job",
-            [since],
-        )
-        exceptions = dict(cursor.fetchall())
-    runs = JobRun.objects.in_bulk([run_id for run_id, _ in found.values() if run_id is not None])
-    result = []
-    for spec in specs:
-        run_id, success = found.get(spec.name, (None, None))
-        last = runs.get(run_id) if run_id is not None else None
-        state = last.status if last is not None else "never run"
-        late = success is not None and now - success > allowed_gap(spec)
-        result.append(
-            JobHealth(
-                spec.name,
-                spec.description,
-                _schedule_text(spec),
-                last,
-                success,
-                state,
-                late,
-                abandoned=abandoned.get(spec.name, 0),
-                exceptions=exceptions.get(spec.name, 0),
-            )
-        )
-    return result
-
-
-@dataclass(frozen=True)
-class StreamLag:
-    """The inbound event stream as its consumer group sees it."""
-
-    stream: str
-    group: str
-    problem: str = ""
-    length: int | None = None
-    consumers: int | None = None
-    # Delivered to a consumer, not acknowledged yet.
-    pending: int | None = None
-    # Not delivered to any consumer yet (Redis 7 reports it; None when unknown).
-    undelivered: int | None = None
-    oldest_id: str | None = None
-    oldest_at: dt.datetime | None = None
-    lag_seconds: float | None = None
-
-
-Entry = tuple[bytes, dict[bytes, bytes]]
-
-
-def _entry_time(entry_id: str) -> dt.datetime:
-    milliseconds = int(entry_id.split("-", 1)[0])
-    return dt.datetime.fromtimestamp(milliseconds / 1000, tz=dt.UTC)
-
-
-def _entry_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def stream_lag(
-    client: redis.Redis, now: dt.datetime, *, stream: str | None = None, group: str | None = None
-) -> StreamLag:
-    """The oldest stream entry not yet processed (pending in a consumer, or not
-    delivered yet) and how long ago it was added: the ingestion lag."""
-    stream = stream or settings.EVENT_STREAM
-    group = group or settings.EVENT_CONSUMER_GROUP
-    try:
-        length = int(client.xlen(stream))
-        if length == 0 and not client.exists(stream):
-            return StreamLag(stream, group, problem="the stream does not exist yet", length=0)
-        groups = cast(list[dict[str, Any]], client.xinfo_groups(stream))
-        info = next((g for g in groups if _text(g["name"]) == group), None)
-        candidates: list[str] = []
-        if info is None:
-            # No consumer has started: everything in the stream is waiting.
-            first = cast(list[Entry], client.xrange(stream, min="-", max="+", count=1))
-            candidates += [_text(entry_id) for entry_id, _ in first]
-            lag = StreamLag(
-                stream,
-                group,
-                problem="the consumer group does not exist yet (no consumer has started)",
-                length=length,
-                consumers=0,
-                pending=0,
-                undelivered=length,
-            )
-        else:
-            pending = int(info["pending"])
-            # Redis before 7 (the embedded one) reports no lag: counted there, once.
-            _, _, undelivered = consumer_backlog(client, stream, group)
-            if pending:
-                summary = cast(dict[str, Any], client.xpending(stream, group))
-                candidates.append(_text(summary["min"]))
-            # The first entry after the last one handed to a consumer.
-            following = cast(
-                list[Entry],
-                client.xrange(stream, min=f"({_text(info['last-delivered-id'])}", max="+", count=1),
-            )
-            candidates += [_text(entry_id) for entry_id, _ in following]
-            lag = StreamLag(
-                stream,
-                group,
-                length=length,
-                consumers=int(info["consumers"]),
-                pending=pending,
-                undelivered=undelivered,
-            )
-    except redis.RedisError as exc:
-        return StreamLag(stream, group, problem=f"Redis did not answer: {exc}")
-    if not candidates:
-        return lag
-    oldest = min(candidates, key=_entry_key)
-    oldest_at = _entry_time(oldest)
-    return replace(
-        lag,
-        oldest_id=oldest,
-        oldest_at=oldest_at,
-        lag_seconds=max((now - oldest_at).total_seconds(), 0.0),
-    )
-
-
-@dataclass(frozen=True)
-class QuarantineHealth:
-    open: int
-    oldest_open_at: dt.datetime | None
-    by_reason: list[tuple[str, int]]
-
-
-def quarantine_health() -> QuarantineHealth:
-    open_entries = QuarantinedInput.objects.filter(status=QuarantineStatus.OPEN)
-    oldest = open_entries.aggregate(at=Min("received_at"))["at"]
-    by_reason = list(
-        open_entries.values("reason")
-        .annotate(n=Count("id"))
-        .order_by("-n", "reason")
-        .values_list("reason", "n")
-    )
-    return QuarantineHealth(sum(n for _, n in by_reason), oldest, by_reason)
-
-
-@dataclass(frozen=True)
-class ProjectionHealth:
-    projector: str
-    position: int
-    behind: int
-    updated_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class LogHealth:
-    head: int
-    last_appended_at: dt.datetime | None
-    projections: list[ProjectionHealth]
-
-
-def log_health() -> LogHealth:
-    """The event log's head and how far each projector has folded it."""
-    head = Event.objects.aggregate(head=Max("position"))["head"] or 0
-    last = Event.objects.order_by("-position").values_list("received_at", flat=True).first()
-    return LogHealth(
-        head,
-        last,
-        [
-            ProjectionHealth(c.projector, c.position, head - c.position, c.updated_at)
-            for c in ProjectionCheckpoint.objects.order_by("projector")
-        ],
-    )

@@ -20,7 +20,7 @@ from django.urls import reverse
 from config import clock
 from monitoring import outages
 from monitoring.metrics import redis_probe as _redis_probe
-from support import selectors
+from support import health, selectors
 
 SUPPORT_PERMISSIONS = (
     "ledger.view_exchangeuser",
@@ -125,8 +125,9 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     now = clock.now()
     subjects = selectors.subjects()
     data = request.GET.copy()
-    if not data.get("subject") and subjects:
-        data["subject"] = subjects[0].key
+    default = selectors.default_subject(subjects, now.date())
+    if not data.get("subject") and default is not None:
+        data["subject"] = default.key
     form = DashboardForm(data, subjects=subjects)
     board = None
     if subjects and form.is_valid():
@@ -154,11 +155,12 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             form=form,
             board=board,
             charts=board.payload() if board is not None else None,
-            jobs=selectors.job_health(now),
-            stream=selectors.stream_lag(_redis_probe(), now),
+            jobs=health.job_health(now),
+            payouts=health.payout_queue(now),
+            stream=health.stream_lag(_redis_probe(), now),
             consumers=outages.consumer_states(now),
-            quarantine=selectors.quarantine_health(),
-            log=selectors.log_health(),
+            quarantine=health.quarantine_health(),
+            log=health.log_health(),
             now=now,
         ),
     )

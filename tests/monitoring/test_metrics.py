@@ -99,6 +99,7 @@ def test_metrics_report_ingestion_jobs_credits_quarantine_and_lag(
         "rewards_funded",
         "rewards_funding_balance",
         "rewards_payout_oldest_unacked_age_seconds",
+        "rewards_payout_unacked",
         "rewards_event_stream_length",
         "rewards_event_consumer_pending",
         "rewards_event_consumer_lag",
@@ -140,6 +141,7 @@ def test_metrics_report_ingestion_jobs_credits_quarantine_and_lag(
     assert value(samples, "rewards_funding_balance", **winter) == 85
     # Published by the job, not yet acknowledged by the wallet, created "now".
     assert value(samples, "rewards_payout_oldest_unacked_age_seconds") == 0
+    assert value(samples, "rewards_payout_unacked") == 2
 
     assert value(samples, "rewards_event_stream_length", stream=inbound) == 5
     assert value(samples, "rewards_event_consumer_pending", stream=inbound, group="rewards") == 1

@@ -98,3 +98,58 @@ def test_a_bad_range_is_refused_with_a_message(winter: Campaign) -> None:
         {"subject": "earn", "first": "2024-01-01", "last": "2026-01-01"},
     ).content.decode()
     assert "a range spans at most 366 days" in wide
+
+
+@pytest.mark.django_db
+def test_the_landing_page_lists_where_everything_is() -> None:
+    page = Client().get("/")
+    assert page.status_code == 200
+    links = re.findall(r'<a href="([^"]+)">([^<]+)</a>', page.content.decode())
+    assert links == [
+        ("/admin/", "Admin"),
+        ("/admin/support/dashboard/", "Ops dashboard"),
+        ("/admin/support/users/", "Support view"),
+        ("/api/docs/", "API docs (Swagger UI)"),
+        ("/api/redoc/", "API reference (Redoc)"),
+        ("/api/schema/", "OpenAPI schema"),
+        ("/healthz", "/healthz"),
+        ("/readyz", "/readyz"),
+        ("/metrics", "/metrics"),
+    ]
+    # The admin's "View site" leads there.
+    index = _staff("viewer").get("/admin/").content.decode()
+    assert '<a href="/">View site</a>' in index
+
+
+def test_the_dashboard_shows_the_payout_queue_and_amounts_for_people(winter: Campaign) -> None:
+    page = _staff("viewer").get("/admin/support/dashboard/").content.decode()
+    queue = re.search(r'<td id="payout-queue"(.*?)</td>', page, re.S)
+    assert queue is not None
+    text = " ".join(re.sub(r"<[^>]+>", "", queue.group(0)).split())
+    text = re.sub(r"#\d+", "#N", text)  # ids come from a sequence
+    # Six credits since 11-16 09:30, none acknowledged (test_health.py): 4 d 17 h.
+    assert text == (
+        "6 payout instructions not acknowledged by the wallet service (oldest #N, created"
+        " 2026-11-16 09:30:00 UTC: waiting 4 d 17 h); 6 not relayed to the payout stream yet"
+    )
+    assert 'data-unacknowledged="6"' in queue.group(0)
+    assert 'data-oldest-age-seconds="408600.0"' in queue.group(0)
+    # Figures for people: grouped digits and the asset.
+    assert "<td>99,973 USDT</td>" in page and "<td>100,000 USDT</td>" in page
+    # One spelling of instants, with seconds and the zone.
+    assert "as of 2026-11-21 03:00:00 UTC" in page
+
+
+def test_admin_pages_spell_times_in_one_format(winter: Campaign) -> None:
+    client = _staff("viewer")
+    runs = client.get("/admin/jobs/jobrun/").content.decode()
+    # The newest run: distribute_referral_commissions at 11-21 01:00.
+    assert '<td class="field-started_at nowrap">2026-11-21 01:00:00 UTC</td>' in runs
+    assert " a.m." not in runs and " p.m." not in runs
+    # Durations have their unit; counts are one pair per line, amounts for people.
+    assert '<td class="field-duration_shown">0.000 s</td>' in runs
+    # (PostgreSQL's jsonb keeps keys shortest first.)
+    assert '<td class="field-counts_shown">amount: 27<br>rewards_issued: 2</td>' in runs
+    assert "<br>interest_USDT: 10.2739726</td>" in runs
+    campaign = client.get(f"/admin/campaigns/campaign/{winter.pk}/change/").content.decode()
+    assert "2026-10-25" in campaign and "Oct. 25" not in campaign

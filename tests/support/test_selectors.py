@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import redis
-from django.conf import settings
 
 from campaigns.models import Campaign
-from jobs.runner import JobFailed, run_job
 from referrals.models import ReferralCode
 from support import selectors
+from tests.campaigns.conftest import make_campaign
 from tests.support import world
 
 UTC = dt.UTC
@@ -182,7 +178,7 @@ def test_campaign_charts_per_day(winter: Campaign) -> None:
         "funding-USDT": {"budget (funded to date)": funded, "used to date": used},
     }
     assert dict(board.figures)["issued"] == "27 USDT"
-    assert dict(board.figures)["left in the funding account"] == "99973 USDT"
+    assert dict(board.figures)["left in the funding account"] == "99,973 USDT"
     payload = board.payload()
     assert payload["days"][0] == "2026-10-20"
     assert [c["key"] for c in payload["charts"]] == [
@@ -195,12 +191,59 @@ def test_campaign_charts_per_day(winter: Campaign) -> None:
     ]
 
 
-def test_a_campaigns_default_range_is_its_life(winter: Campaign) -> None:
-    first, last = selectors.default_range(_subject("campaign:winter"), dt.date(2026, 11, 21))
-    # Registration opens 10-25; the campaign ends 11-15 and issues within 14 days.
-    assert (first, last) == (dt.date(2026, 10, 25), dt.date(2026, 11, 29))
+def test_the_default_range_is_around_today(winter: Campaign) -> None:
+    campaign = _subject("campaign:winter")
+    # Registration opens 10-25; the campaign ends 11-15 and issues within 14
+    # days: 11-29. Today inside that life: the life.
+    assert selectors.default_range(campaign, dt.date(2026, 11, 21)) == (
+        dt.date(2026, 10, 25),
+        dt.date(2026, 11, 29),
+    )
+    # Finished: stretched to today. Upcoming: from today.
+    assert selectors.default_range(campaign, dt.date(2026, 12, 20)) == (
+        dt.date(2026, 10, 25),
+        dt.date(2026, 12, 20),
+    )
+    assert selectors.default_range(campaign, dt.date(2026, 10, 1)) == (
+        dt.date(2026, 10, 1),
+        dt.date(2026, 11, 29),
+    )
+    # Long over: the 366 days up to today.
+    assert selectors.default_range(campaign, dt.date(2028, 1, 1)) == (
+        dt.date(2027, 1, 1),
+        dt.date(2028, 1, 1),
+    )
+    # A program: the last 30 days.
+    assert selectors.default_range(_subject("earn"), dt.date(2026, 11, 21)) == (
+        dt.date(2026, 10, 23),
+        dt.date(2026, 11, 21),
+    )
     with pytest.raises(ValueError, match="at most 366 days"):
         selectors.dashboard(_subject("earn"), dt.date(2025, 1, 1), dt.date(2026, 1, 2))
+
+
+def test_the_dashboard_opens_on_the_campaign_of_today(winter: Campaign) -> None:
+    make_campaign(
+        "spring",
+        funding="0",
+        starts_at=_at("2027-03-01T00:00:00Z"),
+        ends_at=_at("2027-03-15T00:00:00Z"),
+        registration_opens_at=_at("2027-02-20T00:00:00Z"),
+        registration_closes_at=_at("2027-03-10T00:00:00Z"),
+    )
+    found = selectors.subjects()
+    assert [s.key for s in found[:2]] == ["campaign:spring", "campaign:winter"]  # newest first
+    opened = {
+        day: subject.key if (subject := selectors.default_subject(found, day)) else None
+        for day in (dt.date(2026, 11, 21), dt.date(2027, 3, 29), dt.date(2027, 3, 30))
+    }
+    # Winter's life holds 11-21; spring's ends 03-15 + 14 days; after that, the newest.
+    assert opened == {
+        dt.date(2026, 11, 21): "campaign:winter",
+        dt.date(2027, 3, 29): "campaign:spring",
+        dt.date(2027, 3, 30): "campaign:spring",
+    }
+    assert selectors.default_subject([], dt.date(2026, 11, 21)) is None
 
 
 def test_program_charts_per_day(winter: Campaign) -> None:
@@ -232,74 +275,3 @@ def test_program_charts_per_day(winter: Campaign) -> None:
     assert earn["interest"] == {"USDC": {}, "USDT": {"2026-11-20": "10.2739726"}}
     assert earn["funding-USDT"]["used to date"] == {"2026-11-21": "10.2739726"}
     assert earn["funding-USDC"]["used to date"] == {}
-
-
-def test_the_health_of_every_job(winter: Campaign, clock: world.Clock) -> None:
-    with pytest.raises(JobFailed):
-        run_job("pay_voucher_compensation", day=dt.date(2026, 11, 21))  # the day is not over
-    health = {job.name: job for job in selectors.job_health(NOW)}
-    paying = health["pay_voucher_compensation"]
-    assert paying.last is not None
-    assert paying.state == "failed" and "paid on 2026-11-22" in paying.last.error
-    assert paying.last_success_at == _at("2026-11-21T00:30:00Z") and not paying.late
-    issue = health["issue_campaign_bonuses"]
-    assert issue.last is not None
-    assert (issue.state, issue.last.counts) == (
-        "succeeded",
-        {"rewards_issued": 2, "amount": "27"},
-    )
-    # Every 5 minutes, last success on 11-05: late. Never run: not late, just never run.
-    assert health["refresh_spins"].late
-    assert (health["publish_payouts"].state, health["publish_payouts"].late) == ("never run", False)
-    snapshot = health["earn_snapshot"].last
-    assert snapshot is not None and snapshot.key == "2026-11-20T16:05:00+00:00"
-
-
-@pytest.fixture
-def stream(settings: Any) -> Iterator[tuple[redis.Redis, str]]:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    settings.EVENT_STREAM = f"test.support.{uuid.uuid4().hex}"
-    yield client, settings.EVENT_STREAM
-    client.delete(settings.EVENT_STREAM)
-
-
-def _entry_id(at: dt.datetime) -> str:
-    return f"{int(at.timestamp() * 1000)}-0"
-
-
-def test_the_ingestion_lag_is_the_age_of_the_oldest_unprocessed_entry(
-    stream: tuple[redis.Redis, str],
-) -> None:
-    client, name = stream
-    assert selectors.stream_lag(client, NOW).problem == "the stream does not exist yet"
-    for seconds in (90, 30):
-        client.xadd(name, {"event": "{}"}, id=_entry_id(NOW - dt.timedelta(seconds=seconds)))
-    waiting = selectors.stream_lag(client, NOW)
-    assert waiting.problem.startswith("the consumer group does not exist")
-    assert (waiting.undelivered, waiting.lag_seconds) == (2, 90.0)
-
-    group = settings.EVENT_CONSUMER_GROUP
-    client.xgroup_create(name, group, id="0")
-    client.xreadgroup(group, "c1", {name: ">"}, count=1)
-    pending = selectors.stream_lag(client, NOW)
-    assert (pending.pending, pending.undelivered, pending.consumers) == (1, 1, 1)
-    assert pending.lag_seconds == 90.0  # delivered, not acknowledged: still unprocessed
-    client.xack(name, group, _entry_id(NOW - dt.timedelta(seconds=90)))
-    assert selectors.stream_lag(client, NOW).lag_seconds == 30.0
-    client.xreadgroup(group, "c1", {name: ">"}, count=1)
-    client.xack(name, group, _entry_id(NOW - dt.timedelta(seconds=30)))
-    done = selectors.stream_lag(client, NOW)
-    assert (done.lag_seconds, done.oldest_id, done.length) == (None, None, 2)
-
-
-def test_an_unreachable_redis_is_reported_not_raised() -> None:
-    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    assert selectors.stream_lag(client, NOW).problem.startswith("Redis did not answer")
-
-
-def test_quarantine_and_log_health(winter: Campaign) -> None:
-    quarantine = selectors.quarantine_health()
-    assert (quarantine.open, quarantine.by_reason) == (3, [("invalid", 2), ("unprocessable", 1)])
-    assert quarantine.oldest_open_at == _at("2026-11-21T02:00:00Z")
-    log = selectors.log_health()
-    assert log.head > 0 and {p.behind for p in log.projections} == {0}
