@@ -3,6 +3,8 @@ participants and their progress, spins, draws, rewards and the budget."""
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -26,6 +28,7 @@ from campaigns.models import (
 )
 from config import clock
 from ledger.admin import ReadOnlyAdmin
+from ledger.money import for_people
 
 
 @admin.register(Campaign)
@@ -52,9 +55,11 @@ class CampaignAdmin(AuditedAdmin):
         "budget_alert_at",
     )
 
-    @admin.display(description="budget alert", boolean=True)
-    def alert(self, obj: Campaign) -> bool:
-        return bool(obj.budget_alert)
+    @admin.display(description="budget alert", ordering="budget_alert_at")
+    def alert(self, obj: Campaign) -> dt.datetime | None:
+        # When the last alert was raised; none shows the admin's empty dash
+        # (a red cross read as a fault where there is none).
+        return obj.budget_alert_at if obj.budget_alert else None
 
     @admin.display(description="budget")
     def budget_summary(self, obj: Campaign) -> str:
@@ -62,8 +67,11 @@ class CampaignAdmin(AuditedAdmin):
             return "-"
         budget = selectors.budget(obj)
         return (
-            f"funded {budget.funded} {obj.asset}; issued {budget.issued}; left {budget.available}; "
-            f"daily prizes won {budget.prizes_committed}; coverage rebates drawn {budget.rebates_drawn}"
+            f"funded {for_people(budget.funded, obj.asset)};"
+            f" issued {for_people(budget.issued, obj.asset)};"
+            f" left {for_people(budget.available, obj.asset)};"
+            f" daily prizes won {for_people(budget.prizes_committed, obj.asset)};"
+            f" coverage rebates drawn {for_people(budget.rebates_drawn, obj.asset)}"
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
@@ -179,9 +187,9 @@ class ParticipantAdmin(ReadOnlyAdmin):
         ).first()
 
     @admin.display(description="valid volume (last refresh)")
-    def valid_volume(self, obj: Participant) -> Any:
+    def valid_volume(self, obj: Participant) -> str:
         allowance = self._allowance(obj)
-        return allowance.valid_volume if allowance else 0
+        return for_people(allowance.valid_volume if allowance else Decimal(0))
 
     @admin.display(description="daily spins earned")
     def daily_earned(self, obj: Participant) -> int:

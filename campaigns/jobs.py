@@ -17,7 +17,7 @@ from jobs.exceptions import job_exceptions
 from jobs.registry import job
 from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
-from ledger.money import format_amount
+from ledger.money import for_people, format_amount
 from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
 
 DRAW_CHUNK = 2_000
@@ -281,9 +281,9 @@ def _issue(campaign: Campaign, at: dt.datetime) -> PaymentResult:
                 items_sql=_PENDING,
                 params={"campaign": campaign.pk},
                 refusal=lambda needed, available: (
-                    f"campaign {campaign.slug}: pending rewards need {format_amount(needed)}"
-                    f" {campaign.asset} but the funding account holds"
-                    f" {format_amount(available)}; nothing was issued"
+                    f"campaign {campaign.slug}: pending rewards need"
+                    f" {for_people(needed, campaign.asset)} but the funding account holds"
+                    f" {for_people(available, campaign.asset)}; nothing was issued"
                 ),
                 cause={"campaign": campaign.slug},
                 user_kind="futures_bonus",

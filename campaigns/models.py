@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.db import models
 
 from ledger.models.fields import amount_field, exact_sum_field
+from ledger.money import for_people
 
 
 def default_card_table() -> list[dict[str, object]]:
@@ -161,7 +162,7 @@ class DailyVolume(models.Model):
         indexes = [models.Index(fields=["campaign", "last_position"], name="dailyvolume_changes")]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.day} {self.volume}"
+        return f"{self.user_id} {self.day} {for_people(self.volume)}"
 
 
 class SpinAllowance(models.Model):
@@ -180,7 +181,7 @@ class SpinAllowance(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id}: {self.valid_volume} volume, {self.daily_earned} daily"
+        return f"{self.user_id}: {for_people(self.valid_volume)} volume, {self.daily_earned} daily"
 
 
 class DailySpin(models.Model):
@@ -200,7 +201,7 @@ class DailySpin(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} spin {self.number}: {self.amount}"
+        return f"{self.user_id} spin {self.number}: {for_people(self.amount)}"
 
 
 class CoverageDraw(models.Model):
@@ -223,7 +224,9 @@ class CoverageDraw(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id}: {self.covered} of {self.losing_orders} at {self.percent}%"
+        return (
+            f"{self.user_id}: {self.covered} of {self.losing_orders} at {for_people(self.percent)}%"
+        )
 
 
 class RewardKind(models.TextChoices):
@@ -259,4 +262,4 @@ class Reward(models.Model):
         indexes = [models.Index(fields=["campaign", "user_id"], name="reward_campaign_user")]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount} to {self.user_id}"
+        return f"{self.kind} {for_people(self.amount)} to {self.user_id}"

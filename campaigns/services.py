@@ -26,6 +26,7 @@ from campaigns.models import Campaign, DailySpin, Participant, SpinAllowance
 from config import clock
 from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_event, take_append_lock
+from ledger.money import for_people
 
 logger = logging.getLogger(__name__)
 
@@ -261,12 +262,12 @@ def _spin_coverage(
 ) -> SpinOutcome:
     if participant.card_percent is not None:
         raise CampaignRefusal(
-            "card_already_drawn", f"the card is final: {participant.card_percent}%"
+            "card_already_drawn", f"the card is final: {for_people(participant.card_percent)}%"
         )
     if allowance is None or allowance.coverage_granted_at is None:
         raise CampaignRefusal(
             "no_spin_available",
-            f"no coverage spin yet: reach {campaign.volume_target} {campaign.asset} of valid volume"
+            f"no coverage spin yet: reach {for_people(campaign.volume_target, campaign.asset)} of valid volume"
             " (spins are refreshed every 5 minutes)",
         )
     percent = rules.card_for(
@@ -295,7 +296,7 @@ def _spin_daily(
     if used >= earned:
         raise CampaignRefusal(
             "no_spin_available",
-            f"no daily spin left: trade at least {campaign.daily_min_volume} {campaign.asset}"
+            f"no daily spin left: trade at least {for_people(campaign.daily_min_volume, campaign.asset)}"
             " of valid volume on a day to earn one",
         )
     number = used + 1
@@ -312,8 +313,9 @@ def _spin_daily(
     available = account.balance if account else Decimal(0)
     if locked.prizes_committed + amount > available:
         message = (
-            f"campaign {campaign.slug}: a daily prize of {amount} would take prizes won to"
-            f" {locked.prizes_committed + amount}, above the funding of {available}"
+            f"campaign {campaign.slug}: a daily prize of {for_people(amount, campaign.asset)}"
+            f" would take prizes won to {for_people(locked.prizes_committed + amount, campaign.asset)},"
+            f" above the funding of {for_people(available, campaign.asset)}"
         )
         raise_budget_alert(locked, message)
     Campaign.objects.filter(pk=campaign.pk).update(prizes_committed=F("prizes_committed") + amount)

@@ -3,6 +3,7 @@ daily interest with totals per asset, distributions and the pool's funding."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -25,8 +26,9 @@ from earn.models import (
     Snapshot,
     SnapshotRun,
 )
-from ledger.admin import ReadOnlyAdmin
+from ledger.admin import ReadOnlyAdmin, amount_column
 from ledger.models import Account, AccountKind
+from ledger.money import for_people
 
 TERMS_FIELDS = (
     "effective_from",
@@ -64,7 +66,15 @@ class EarnTermsForm(forms.ModelForm):
 @admin.register(EarnTerms)
 class EarnTermsAdmin(AuditedAdmin):
     form = EarnTermsForm
-    list_display = TERMS_FIELDS
+    list_display = (
+        "effective_from",
+        "assets",
+        amount_column("position_threshold"),
+        amount_column("boosted_principal"),
+        amount_column("boosted_apr"),
+        amount_column("base_apr"),
+        "snapshot_times",
+    )
 
     def get_readonly_fields(self, request: HttpRequest, obj: EarnTerms | None = None) -> Any:
         # Terms in force are history: add new terms (a later day) instead.
@@ -121,12 +131,21 @@ class SnapshotAdmin(ReadOnlyAdmin):
 
 def _pool_funding() -> str:
     pools = Account.objects.filter(kind=AccountKind.FUNDING, program=POOL_PROGRAM).order_by("asset")
-    return "; ".join(f"{a.asset} {a.balance}" for a in pools) or "no Earn pool opened yet"
+    return "; ".join(for_people(a.balance, a.asset) for a in pools) or "no Earn pool opened yet"
+
+
+def _per_asset(totals: dict[str, str]) -> str:
+    """Totals kept per asset as exact strings ({"USDT": "12345.5"}), as people read them."""
+    return "; ".join(for_people(Decimal(amount), asset) for asset, amount in sorted(totals.items()))
 
 
 @admin.register(Accrual)
 class AccrualAdmin(ReadOnlyAdmin):
-    list_display = ("day", "terms_from", "rows", "totals", "paid", "accrued_at")
+    list_display = ("day", "terms_from", "rows", "interest", "paid", "accrued_at")
+
+    @admin.display(description="interest per asset")
+    def interest(self, obj: Accrual) -> str:
+        return _per_asset(obj.totals)
 
     @admin.display(boolean=True)
     def paid(self, obj: Accrual) -> bool:
@@ -153,7 +172,11 @@ class DailyInterestAdmin(ReadOnlyAdmin):
 
 @admin.register(EarnDistribution)
 class EarnDistributionAdmin(ReadOnlyAdmin):
-    list_display = ("day", "credits", "totals", "distributed_at")
+    list_display = ("day", "credits", "credited", "distributed_at")
+
+    @admin.display(description="credited per asset")
+    def credited(self, obj: EarnDistribution) -> str:
+        return _per_asset(obj.totals)
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         # The pool's funding next to what it paid: what finance tops up.

@@ -20,7 +20,7 @@ from jobs.exceptions import isolate_users, job_exceptions, record_exception
 from jobs.registry import Daily, job
 from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
-from ledger.money import EXACT, fits_amount, format_amount
+from ledger.money import EXACT, fits_amount, for_people, format_amount
 from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
 from ledger.sql import binary_cursor
 
@@ -277,6 +277,7 @@ def _accrue_users(
                         scope=f"asset {asset}",
                         reason="interest beyond what the ledger holds (NUMERIC(38, 18)):"
                         " not accrued, not paid",
+                        # Every digit: what ops need to trace an amount this large.
                         detail=f"Earn interest of {day.isoformat()}: P {format_amount(p)},"
                         f" V {format_amount(result.position_value)},"
                         f" interest {format_amount(result.interest)}",
@@ -417,8 +418,8 @@ def _pay_asset(asset: str, day: dt.date) -> PaymentResult:
             items_sql=_INTEREST,
             params={"day": day.isoformat(), "asset": asset},
             refusal=lambda needed, available: (
-                f"Earn pool {asset}: {format_amount(needed)} needed for {day} but it holds"
-                f" {format_amount(available)}; nothing was paid"
+                f"Earn pool {asset}: {for_people(needed, asset)} needed for {day} but it holds"
+                f" {for_people(available, asset)}; nothing was paid"
             ),
             cause={"day": day.isoformat(), "asset": asset},
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.db import models
 
 from ledger.models.fields import amount_field, exact_sum_field
+from ledger.money import for_people
 
 
 def _default_assets() -> list[str]:
@@ -140,7 +141,7 @@ class DailyInterest(models.Model):
         verbose_name_plural = "daily interest"
 
     def __str__(self) -> str:
-        return f"{self.day} {self.user_id} {self.interest} {self.asset}"
+        return f"{self.day} {self.user_id} {for_people(self.interest, self.asset)}"
 
 
 class EarnDistribution(models.Model):

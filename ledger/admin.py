@@ -8,12 +8,14 @@ through actions that call services (replay, discard, fund), each recorded.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db import models
 from django.db.models import OuterRef, QuerySet, Subquery, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -38,10 +40,68 @@ from ledger.models import (
     QuarantinedInput,
     QuarantineStatus,
 )
+from ledger.money import for_people, format_amount
+
+
+def amount_column(
+    name: str, description: str | None = None, *, exact: bool = False
+) -> Callable[[Any], str]:
+    """A column (or read-only field) showing the decimal field ``name`` as people
+    read it (:func:`ledger.money.for_people`), sorted by the field. The stored
+    value keeps every digit; a column of 18 places and exponents ("0E-18") tells
+    a person nothing more. ``exact`` keeps every digit (no exponent, no trailing
+    zeros) for the one kind of figure whose point is below the payout's places:
+    a remainder that rounding carried to the next payout."""
+
+    @admin.display(description=description or name.replace("_", " "), ordering=name)
+    def column(obj: Any) -> str:
+        value = getattr(obj, name)
+        if value is None:
+            return "-"  # the admin's own empty-value dash
+        return format_amount(value) if exact else for_people(value)
+
+    column.__name__ = name
+    return column
+
+
+_COLUMNS: dict[tuple[type[Any], str], Callable[[Any], str]] = {}
+
+
+def _shown(model_admin: ReadOnlyAdmin, name: Any) -> Any:
+    """``name`` itself, or for a decimal field its column (one per field, so the
+    admin matches a field listed twice as the same)."""
+    model = model_admin.model
+    if not isinstance(name, str):
+        return name
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return name
+    if not isinstance(field, models.DecimalField):
+        return name
+    key = (model, name)
+    if key not in _COLUMNS:
+        _COLUMNS[key] = amount_column(
+            name, str(field.verbose_name), exact=name in model_admin.exact_fields
+        )
+    return _COLUMNS[key]
 
 
 class ReadOnlyAdmin(AuditedAdmin):
-    """Facts are appended by the product, never edited by hand."""
+    """Facts are appended by the product, never edited by hand.
+
+    Their decimal fields, in the list and on the page of a row, read as people
+    read amounts (:func:`amount_column`); those named in ``exact_fields`` keep
+    every digit."""
+
+    exact_fields: tuple[str, ...] = ()
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return [_shown(self, name) for name in super().get_list_display(request)]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Read-only pages: every field is displayed, none is a form input.
+        return [_shown(self, name) for name in super().get_fields(request, obj)]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -179,9 +239,10 @@ class AccountAdmin(ReadOnlyAdmin):
 
     def get_list_display(self, request: HttpRequest) -> Any:
         # The "Fund" link only for those who may fund (fund_view refuses the others).
+        shown = super().get_list_display(request)
         if request.user.has_perm("ledger.fund_account"):
-            return self.list_display
-        return tuple(name for name in self.list_display if name != "fund_link")
+            return shown
+        return [name for name in shown if name != "fund_link"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         # User accounts keep no balance column (see Account): sum their postings,
@@ -196,10 +257,10 @@ class AccountAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).annotate(posted_total=Subquery(posted))
 
     @admin.display(description="balance")
-    def current_balance(self, obj: Account) -> Decimal:
+    def current_balance(self, obj: Account) -> str:
         if obj.kind == AccountKind.USER:
-            return getattr(obj, "posted_total", None) or Decimal(0)
-        return obj.balance
+            return for_people(getattr(obj, "posted_total", None) or Decimal(0))
+        return for_people(obj.balance)
 
     @admin.display(description="")
     def fund_link(self, obj: Account) -> str:
@@ -235,7 +296,9 @@ class AccountAdmin(ReadOnlyAdmin):
             if posted.created:
                 self.log_change(request, account, f"funded {form.cleaned_data['amount']}")
                 self.message_user(
-                    request, f"Funded {account.code} with {form.cleaned_data['amount']}."
+                    request,
+                    f"Funded {account.code} with"
+                    f" {for_people(form.cleaned_data['amount'], account.asset)}.",
                 )
             else:
                 self.message_user(request, "This top-up was already recorded.", messages.WARNING)
@@ -252,13 +315,17 @@ class AccountAdmin(ReadOnlyAdmin):
 
 class PostingInline(admin.TabularInline):
     model = Posting
-    fields = ("account", "asset", "amount", "posted_at")
+    fields = ("account", "asset", "posted", "posted_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="amount")
+    def posted(self, obj: Posting) -> str:
+        return for_people(obj.amount)
 
 
 @admin.register(LedgerTransaction)

@@ -30,7 +30,7 @@ from django.db import IntegrityError, connection, transaction
 from access.errors import DomainError
 from config import clock
 from ledger.models import Account, AccountKind, LedgerTransaction, UserAccountKind
-from ledger.money import round_payout
+from ledger.money import for_people, round_payout
 
 TREASURY_PROGRAM = "treasury"
 
@@ -45,7 +45,8 @@ class InsufficientFunds(DomainError):
         self.needed = needed
         self.available = available
         super().__init__(
-            f"funding account {account_code} holds {available} but {needed} was needed;"
+            f"funding account {account_code} holds {for_people(available)} but"
+            f" {for_people(needed)} was needed;"
             " nothing was posted"
         )
 

@@ -46,7 +46,7 @@ from ledger.bookkeeping import (
     reserve_funding,
 )
 from ledger.models import Account, UserAccountKind
-from ledger.money import EXACT, fits_amount, format_amount, round_payout
+from ledger.money import EXACT, fits_amount, for_people, format_amount, round_payout
 
 logger = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ def _credits(cursor: Any, payment: Payment, result: PaymentResult) -> list[Credi
             result.exceptions.append(
                 (
                     user_id,
-                    f"a credit of {format_amount(amount)} {payment.funding.asset} exceeds what"
+                    f"a credit of {for_people(amount, payment.funding.asset)} exceeds what"
                     " the ledger can hold; not paid, the items stay owed",
                 )
             )
@@ -339,8 +339,8 @@ def _within_pool(credits: list[Credit], pool: Account, result: PaymentResult) ->
         result.exceptions.append(
             (
                 credit.user_id,
-                f"a credit of {format_amount(credit.amount)} {pool.asset} alone exceeds all"
-                f" that {pool.code} holds ({format_amount(pool.balance)}); not paid, the items"
+                f"a credit of {for_people(credit.amount, pool.asset)} alone exceeds all"
+                f" that {pool.code} holds ({for_people(pool.balance)}); not paid, the items"
                 " stay owed",
             )
         )

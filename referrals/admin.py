@@ -13,7 +13,8 @@ from django.http import HttpRequest
 
 from access.audit import AuditedAdmin
 from config import clock
-from ledger.admin import ReadOnlyAdmin
+from ledger.admin import ReadOnlyAdmin, amount_column
+from ledger.money import for_people, format_amount
 from referrals.jobs import _settle_day
 from referrals.models import (
     Commission,
@@ -51,7 +52,13 @@ class CommunityPartnerAdmin(AuditedAdmin):
 
 @admin.register(ProgramTerms)
 class ProgramTermsAdmin(AuditedAdmin):
-    list_display = ("program", "effective_from", "validity_days", "tiers", "partner_rate")
+    list_display = (
+        "program",
+        "effective_from",
+        "validity_days",
+        "tiers",
+        amount_column("partner_rate"),
+    )
     list_filter = ("program",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ProgramTerms | None = None) -> Any:
@@ -118,7 +125,7 @@ class DistributionAdmin(ReadOnlyAdmin):
         "totals",
     )
 
-    @admin.display(description="paid per asset (carried remainder)")
+    @admin.display(description="paid per asset (remainder carried, exact)")
     def totals(self, obj: Distribution) -> str:
         rows = (
             CommissionPayout.objects.filter(day=obj.day)
@@ -126,11 +133,19 @@ class DistributionAdmin(ReadOnlyAdmin):
             .annotate(paid=Sum("amount"), carried=Sum("carried_out"))
             .order_by("asset")
         )
-        return "; ".join(f"{r['asset']} {r['paid']} ({r['carried']})" for r in rows) or "-"
+        return (
+            "; ".join(
+                f"{for_people(r['paid'], r['asset'])} ({format_amount(r['carried'])})" for r in rows
+            )
+            or "-"
+        )
 
 
 @admin.register(CommissionPayout)
 class CommissionPayoutAdmin(ReadOnlyAdmin):
+    # What rounding down left is below the asset's smallest unit: shown as people
+    # read amounts it would always be 0, and its point is that nothing is lost.
+    exact_fields = ("carried_in", "carried_out")
     list_display = (
         "day",
         "referrer_id",
@@ -159,7 +174,7 @@ class SettlementAdmin(ReadOnlyAdmin):
             .annotate(total=Sum("amount"))
             .order_by("state", "asset")
         )
-        return "; ".join(f"{r['state']} {r['total']} {r['asset']}" for r in rows) or "-"
+        return "; ".join(f"{r['state']} {for_people(r['total'], r['asset'])}" for r in rows) or "-"
 
     def has_rerun_permission(self, request: HttpRequest) -> bool:
         # Settlements are facts here (no add in the admin), but a rerun records a

@@ -14,7 +14,7 @@ from jobs.exceptions import job_exceptions
 from jobs.registry import Daily, job
 from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
-from ledger.money import format_amount
+from ledger.money import for_people, format_amount
 from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
 from referrals import rules
 from referrals.models import Distribution, ProgramTerms, Settlement
@@ -399,8 +399,8 @@ def _pay_asset(asset: str, day: dt.date, params: dict[str, Any]) -> PaymentResul
             items_sql=_ITEMS,
             params={**params, "asset": asset, "day": day.isoformat()},
             refusal=lambda needed, available: (
-                f"referral pool {asset}: {format_amount(needed)} needed for {day} but it holds"
-                f" {format_amount(available)}; nothing was paid"
+                f"referral pool {asset}: {for_people(needed, asset)} needed for {day} but it"
+                f" holds {for_people(available, asset)}; nothing was paid"
             ),
             cause={"day": day.isoformat(), "asset": asset},
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from django.db import models
 
 from ledger.models.fields import amount_field, exact_sum_field
+from ledger.money import for_people
 
 
 class Program(models.TextChoices):
@@ -76,6 +77,7 @@ class ProgramTerms(models.Model):
             )
         ]
         ordering = ("program", "-effective_from")
+        verbose_name_plural = "program terms"
 
     def __str__(self) -> str:
         return f"{self.program} from {self.effective_from:%Y-%m-%d}"
@@ -137,7 +139,7 @@ class Commission(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.day} {self.program} {self.referrer_id} {self.amount} {self.asset} ({self.status})"
+        return f"{self.day} {self.program} {self.referrer_id} {for_people(self.amount, self.asset)} ({self.status})"
 
 
 class Settlement(models.Model):
@@ -213,4 +215,4 @@ class CommissionPayout(models.Model):
         ordering = ("-day", "referrer_id", "asset")
 
     def __str__(self) -> str:
-        return f"{self.day} {self.referrer_id} {self.amount} {self.asset}"
+        return f"{self.day} {self.referrer_id} {for_people(self.amount, self.asset)}"

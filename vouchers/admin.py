@@ -16,6 +16,7 @@ from django.urls import path, reverse
 
 from access.audit import AuditedAdmin
 from ledger.admin import ReadOnlyAdmin
+from ledger.money import for_people
 from vouchers import selectors, services
 from vouchers.models import Consumption, Voucher, VoucherProgram, VoucherTemplate
 
@@ -37,7 +38,11 @@ class VoucherProgramAdmin(AuditedAdmin):
         if obj.pk is None:
             return "-"
         figures = selectors.program_budget(obj)
-        return f"left {figures.available} {obj.asset}; paid {figures.paid}; owed (unpaid) {figures.owed}"
+        return (
+            f"left {for_people(figures.available, obj.asset)};"
+            f" paid {for_people(figures.paid, obj.asset)};"
+            f" owed (unpaid) {for_people(figures.owed, obj.asset)}"
+        )
 
     def save_model(
         self, request: HttpRequest, obj: VoucherProgram, form: Any, change: bool

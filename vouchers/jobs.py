@@ -14,7 +14,7 @@ from jobs.exceptions import job_exceptions
 from jobs.registry import Daily, job
 from ledger.bookkeeping import open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
-from ledger.money import format_amount
+from ledger.money import for_people, format_amount
 from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
 from vouchers import matching
 from vouchers.models import VoucherProgram
@@ -140,9 +140,9 @@ def _pay_program(
                     "day": day.isoformat(),
                 },
                 refusal=lambda needed, available: (
-                    f"voucher program {program.slug}: compensation of {format_amount(needed)}"
-                    f" {program.asset} for {day} exceeds its funding of"
-                    f" {format_amount(available)}; nothing was paid"
+                    f"voucher program {program.slug}: compensation of"
+                    f" {for_people(needed, program.asset)} for {day} exceeds its funding of"
+                    f" {for_people(available, program.asset)}; nothing was paid"
                 ),
                 cause={"program": program.slug, "day": day.isoformat()},
             )

@@ -18,6 +18,7 @@ from decimal import Decimal
 from django.db import models
 
 from ledger.models.fields import amount_field, exact_sum_field
+from ledger.money import for_people
 
 
 class VoucherProgram(models.Model):
@@ -64,7 +65,7 @@ class VoucherTemplate(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.program_id}/{self.code}: {self.face_value}"
+        return f"{self.program_id}/{self.code}: {for_people(self.face_value)}"
 
 
 class Voucher(models.Model):
@@ -95,7 +96,9 @@ class Voucher(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.user_id} {self.remaining}/{self.face_value}"
+        return (
+            f"#{self.pk} {self.user_id} {for_people(self.remaining)}/{for_people(self.face_value)}"
+        )
 
     @property
     def used_up(self) -> bool:
@@ -157,7 +160,7 @@ class Consumption(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.order_id} used {self.amount} of voucher {self.voucher_id}"
+        return f"{self.order_id} used {for_people(self.amount)} of voucher {self.voucher_id}"
 
 
 class ConsumptionCursor(models.Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -12,11 +13,15 @@ import yaml
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import formats
 
 from campaigns import rules, services
+from campaigns.jobs import refresh_spins
 from campaigns.models import Campaign, Invitation
 from ledger.configuration import ConfigError, apply_config
+from ledger.ingestion import ingest
 from ledger.models import Account
+from tests import events
 
 Clock = Callable[[str], dt.datetime]
 
@@ -112,6 +117,62 @@ def test_an_operator_uploads_invitations_and_sees_the_budget(db: None, clock: Cl
     assert sorted(Invitation.objects.values_list("user_id", flat=True)) == ["u_1", "u_2"]
     page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/")
     assert page.status_code == 200
-    assert b"funded 100000" in page.content
+    assert b"funded 100,000 USDT;" in page.content
     for screen in ("participant", "dailyspin", "coveragedraw", "reward", "invitation"):
         assert client.get(f"/admin/campaigns/{screen}/").status_code == 200
+
+
+def _cell(page: bytes, column: str) -> str:
+    """The text of the one cell of ``column`` on a change list (one row shown)."""
+    [cell] = re.findall(rf'<td class="field-{column}[^"]*">(.*?)</td>', page.decode())
+    return str(cell)
+
+
+def test_amounts_read_as_people_read_them_in_refusals_and_on_the_screens(
+    db: None, clock: Clock
+) -> None:
+    from tests.campaigns.conftest import instant, known_users, make_campaign
+
+    big = make_campaign(slug="big", funding="200000", volume_target=Decimal("5000"))
+    known_users(("u_1", "main"))
+    services.invite(big, ["u_1"], source="test")
+    clock("2026-11-02T00:00:00Z")
+    services.register(big, "u_1")
+    with pytest.raises(services.CampaignRefusal) as refused:
+        services.spin(big, "u_1", "coverage")
+    assert refused.value.message == (
+        "no coverage spin yet: reach 5,000 USDT of valid volume"
+        " (spins are refreshed every 5 minutes)"
+    )
+    # 12.5 of valid volume on the 3rd: one daily spin (at least 10), which wins 7.
+    ingest(
+        [events.fill("u_1", order_id="o1", notional="12.5", occurred_at="2026-11-03T10:00:00Z")],
+        source="test",
+    )
+    refresh_spins(at=instant("2026-11-04T00:05:00Z"))
+    clock("2026-11-04T00:10:00Z")
+    assert services.spin(big, "u_1", "daily").amount == Decimal(7)
+    with pytest.raises(services.CampaignRefusal) as refused:
+        services.spin(big, "u_1", "daily")
+    assert refused.value.message == (
+        "no daily spin left: trade at least 10 USDT of valid volume on a day to earn one"
+    )
+    quiet = make_campaign(slug="quiet", funding="0")
+    services.record_budget_alert(quiet.pk, "campaign quiet: a daily prize of 7 USDT ...")
+
+    viewer = User.objects.create_user("viewer-1", password="a-long-password-1", is_staff=True)
+    viewer.groups.add(Group.objects.get(name="viewer"))
+    client = Client()
+    client.force_login(viewer)
+    page = client.get(f"/admin/campaigns/campaign/{big.pk}/change/").content.decode()
+    assert (
+        '<div class="readonly">funded 200,000 USDT; issued 0 USDT; left 200,000 USDT;'
+        " daily prizes won 7 USDT; coverage rebates drawn 0 USDT</div>"
+    ) in page
+    # The budget alert column: the admin's dash without an alert, its time with one.
+    assert _cell(client.get("/admin/campaigns/campaign/", {"q": "big"}).content, "alert") == "-"
+    alerted = _cell(client.get("/admin/campaigns/campaign/", {"q": "quiet"}).content, "alert")
+    assert alerted == formats.localize(instant("2026-11-04T00:10:00Z"))
+    participants = client.get("/admin/campaigns/participant/", {"q": "u_1"}).content
+    assert _cell(participants, "valid_volume") == "12.5"
+    assert _cell(client.get("/admin/campaigns/dailyspin/").content, "amount") == "7"

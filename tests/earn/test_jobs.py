@@ -241,7 +241,8 @@ def test_refusals_too_early_and_an_underfunded_pool(db: None, clock: Clock) -> N
     clock("2026-11-21T00:40:00Z")
     accrue_earn_interest(day=D)
     with pytest.raises(
-        EarnRefusal, match=r"Earn pool USDT: 10\.2739726 needed for 2026-11-20 but it holds 0;"
+        EarnRefusal,
+        match=r"Earn pool USDT: 10\.2739726 USDT needed for 2026-11-20 but it holds 0 USDT;",
     ) as refused:
         distribute_earn_interest(day=D)
     assert refused.value.code == "budget_exhausted"
@@ -296,7 +297,9 @@ def test_an_empty_pool_in_one_asset_does_not_stop_the_other(db: None, clock: Clo
     _state("u_2", "25000", "2026-11-19T12:00:00Z", value="80000", asset="USDC")
     _snapshots(D, clock)
     clock("2026-11-21T00:40:00Z")
-    with pytest.raises(EarnRefusal, match=r"Earn pool USDC: 2\.05479452 needed for 2026-11-20"):
+    with pytest.raises(
+        EarnRefusal, match=r"Earn pool USDC: 2\.05479452 USDC needed for 2026-11-20"
+    ):
         distribute_earn_interest(day=D)
     assert list(PayoutInstruction.objects.values_list("user_id", "asset", "amount")) == [
         ("u_1", "USDT", Decimal("2.05479452"))

@@ -47,7 +47,14 @@ def test_an_operator_grants_one_voucher_and_a_csv(program: Any, clock: Any) -> N
     ]
     assert {v.source for v in Voucher.objects.all()} == {"ops: ops-2", "csv by ops-2"}
     page = client.get(f"/admin/vouchers/voucherprogram/{welcome.pk}/change/")
-    assert page.status_code == 200 and b"left 10000" in page.content
+    assert page.status_code == 200
+    assert (
+        '<div class="readonly">left 10,000 USDT; paid 0 USDT; owed (unpaid) 0 USDT</div>'
+        in page.content.decode()
+    )
+    # Face values in the list as people read them: 50, not 50.000000000000000000.
+    listed = client.get("/admin/vouchers/voucher/", {"q": "u_2"}).content.decode()
+    assert '<td class="field-face_value">50</td><td class="field-remaining">50</td>' in listed
     for screen in ("voucher", "consumption", "voucherprogram"):
         assert client.get(f"/admin/vouchers/{screen}/").status_code == 200
 
