@@ -1,8 +1,9 @@
-"""How the API's two bearer credentials appear in its OpenAPI description.
+"""The API's OpenAPI description: its two bearer credentials, the one error
+shape, and which of both each operation takes and answers.
 
-Both travel as ``Authorization: Bearer ...``; the schema names them apart so a
-reader (and the Swagger UI) sees which endpoints take a user JWT and which a
-service token.
+Both credentials travel as ``Authorization: Bearer ...``; the schema names
+them apart so a reader (and the Swagger UI, and a generated client) sees which
+endpoints take a user JWT and which a service token.
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+
+from access.permissions import IsExchangeUser, IsService, IsServiceOrExchangeUser
 
 
 class ServiceTokenScheme(OpenApiAuthenticationExtension):
@@ -35,3 +42,79 @@ class ExchangeUserScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "JWT",
             "description": "A user JWT signed by the exchange's auth service (`sub` = user id).",
         }
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every answer that is not a success (access/errors.py)."""
+
+    # Schema only (inline): a declared field named "fields" would shadow Serializer.fields.
+    error = inline_serializer(
+        "ErrorDetail",
+        {
+            "code": serializers.CharField(help_text="Stable and machine-readable, e.g. `invalid`."),
+            "message": serializers.CharField(help_text="For a human."),
+            "fields": serializers.DictField(
+                child=serializers.ListField(child=serializers.CharField()),
+                required=False,
+                help_text="Each offending field by its path, with what is wrong with it.",
+            ),
+        },
+    )
+
+
+# Which credential each permission takes: the schema lists only those, though
+# both authenticators run (the other kind is answered 403, naming the right one).
+_CREDENTIALS: tuple[tuple[type[BasePermission], frozenset[str]], ...] = (
+    (IsService, frozenset({ServiceTokenScheme.name})),
+    (IsExchangeUser, frozenset({ExchangeUserScheme.name})),
+    (IsServiceOrExchangeUser, frozenset({ServiceTokenScheme.name, ExchangeUserScheme.name})),
+)
+
+_ERRORS = {
+    400: "A query value, path segment or body field is refused; `fields` names each.",
+    401: "No credential, or one that is malformed, expired or revoked.",
+    403: "The credential is of the other kind (user JWT / service token).",
+    404: "No such resource for this caller (or a cursor that is not ours).",
+    409: "Refused by the product rules; `code` says which refusal.",
+    413: "The body is larger than the endpoint takes.",
+    415: "The body is not `application/json`.",
+    429: "Too many requests from this caller; retry after `Retry-After` seconds.",
+}
+
+
+class ApiSchema(AutoSchema):
+    """The API's operations as a client generator needs them: the one
+    credential each takes and every error status it can answer, in the one
+    error shape."""
+
+    def get_auth(self) -> list[dict[str, list[str]]]:
+        auths = super().get_auth()
+        permissions = self.view.get_permissions()
+        allowed: set[str] = set()
+        for permission, names in _CREDENTIALS:
+            if any(isinstance(p, permission) for p in permissions):
+                allowed |= names
+        return [auth for auth in auths if set(auth) <= allowed] if allowed else auths
+
+    def error_statuses(self) -> list[int]:
+        """Every operation is authenticated, throttled and passes the request
+        checks (access.middleware): 400, 401, 403, 429. A path parameter or a
+        cursor can name nothing: 404. A write can be refused by the rules
+        (409) and carries a body: 413, 415. A read the rules can refuse
+        declares its 409 itself (``extend_schema(responses=...)``)."""
+        statuses = [400, 401, 403, 429]
+        if "{" in self.path or self._get_paginator() is not None:
+            statuses.append(404)
+        if self.method not in ("GET", "HEAD", "OPTIONS"):
+            statuses += [409, 413, 415]
+        return statuses
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        responses: dict[str, Any] = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        for status in self.error_statuses():
+            if str(status) not in responses:
+                responses[str(status)] = self._get_response_for_code(ErrorSerializer, str(status))
+            responses[str(status)]["description"] = _ERRORS[status]
+        return responses

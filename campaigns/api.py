@@ -7,7 +7,6 @@ import datetime as dt
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.middleware import require_text, require_user_id
+from access.openapi import ErrorSerializer
 from access.permissions import IsExchangeUser, IsServiceOrExchangeUser, caller_user_id
 from access.principals import ExchangeUserPrincipal
 from campaigns import rules, selectors, services
@@ -91,32 +91,52 @@ def campaign_body(
     }
 
 
-_CAMPAIGN = inline_serializer(
-    "Campaign",
-    {
-        "slug": serializers.CharField(),
-        "title": serializers.CharField(),
-        "description": serializers.CharField(),
-        "phase": serializers.ChoiceField(choices=["upcoming", "running", "ended", "drawn"]),
-        "starts_at": serializers.DateTimeField(),
-        "ends_at": serializers.DateTimeField(help_text="Exclusive."),
-        "registration_opens_at": serializers.DateTimeField(),
-        "registration_closes_at": serializers.DateTimeField(),
-        "invitation_only": serializers.BooleanField(),
-        "registered": serializers.BooleanField(allow_null=True),
-        "rules": serializers.DictField(),
-        "draw": inline_serializer(
-            "DrawCommitment",
-            {
-                "seed_sha256": serializers.CharField(help_text="Published from the start."),
-                "seed": serializers.CharField(
-                    allow_null=True, help_text="Revealed after the draw."
-                ),
-                "drawn_at": serializers.DateTimeField(allow_null=True),
-            },
-        ),
-    },
-)
+class CardSerializer(serializers.Serializer):
+    percent = AmountField()
+    weight = serializers.IntegerField()
+
+
+class PrizeSerializer(serializers.Serializer):
+    amount = AmountField()
+    weight = serializers.IntegerField()
+
+
+class CampaignRulesSerializer(serializers.Serializer):
+    asset = serializers.CharField()
+    volume_target = AmountField()
+    cards = CardSerializer(many=True, help_text="Coverage Cards and their draw weights.")
+    losing_order_limit = serializers.IntegerField()
+    cap_per_order = AmountField()
+    daily_min_volume = AmountField()
+    prizes = PrizeSerializer(many=True, help_text="Daily spin prizes and their draw weights.")
+    excluded_symbols = serializers.ListField(child=serializers.CharField())
+    bonus_validity_days = serializers.IntegerField()
+    issuance_deadline_days = serializers.IntegerField()
+
+
+class DrawCommitmentSerializer(serializers.Serializer):
+    seed_sha256 = serializers.CharField(help_text="Published from the start.")
+    seed = serializers.CharField(allow_null=True, help_text="Revealed after the draw.")
+    drawn_at = serializers.DateTimeField(allow_null=True)
+
+
+class CampaignSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    phase = serializers.ChoiceField(choices=["upcoming", "running", "ended", "drawn"])
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField(help_text="Exclusive.")
+    registration_opens_at = serializers.DateTimeField()
+    registration_closes_at = serializers.DateTimeField()
+    invitation_only = serializers.BooleanField()
+    registered = serializers.BooleanField(allow_null=True)
+    rules = CampaignRulesSerializer()
+    draw = DrawCommitmentSerializer()
+
+
+class CampaignListSerializer(serializers.Serializer):
+    results = CampaignSerializer(many=True)
 
 
 class CampaignListView(APIView):
@@ -125,7 +145,7 @@ class CampaignListView(APIView):
     @extend_schema(
         operation_id="list_campaigns",
         summary="Campaigns the caller can see",
-        responses={200: _CAMPAIGN},
+        responses={200: CampaignListSerializer},
     )
     def get(self, request: Request) -> Response:
         user_id = caller_user_id(request)
@@ -149,7 +169,7 @@ class CampaignDetailView(APIView):
     @extend_schema(
         operation_id="get_campaign",
         summary="A campaign's rules, dates and draw commitment",
-        responses={200: _CAMPAIGN},
+        responses={200: CampaignSerializer},
     )
     def get(self, request: Request, slug: str) -> Response:
         user_id = caller_user_id(request)
@@ -323,10 +343,14 @@ class SpinView(APIView):
             200: inline_serializer(
                 "SpinResult",
                 {
-                    "kind": serializers.CharField(),
-                    "card_percent": serializers.CharField(required=False),
-                    "number": serializers.IntegerField(required=False),
-                    "amount": serializers.CharField(required=False),
+                    "kind": serializers.ChoiceField(choices=["coverage", "daily"]),
+                    "card_percent": AmountField(
+                        required=False, help_text="A coverage spin's card."
+                    ),
+                    "number": serializers.IntegerField(
+                        required=False, help_text="A daily spin's number."
+                    ),
+                    "amount": AmountField(required=False, help_text="A daily spin's prize."),
                     "asset": serializers.CharField(required=False),
                 },
             )
@@ -355,13 +379,33 @@ class SpinView(APIView):
         )
 
 
+class DrawnOrderSerializer(serializers.Serializer):
+    order_id = serializers.CharField()
+    loss = AmountField()
+    ticket = serializers.CharField(help_text="HMAC-SHA256 of the order under the seed, in hex.")
+    covered = serializers.BooleanField()
+    rebate = AmountField()
+
+
+class CoverageDrawSerializer(serializers.Serializer):
+    campaign = serializers.CharField()
+    seed = serializers.CharField()
+    seed_sha256 = serializers.CharField()
+    card_percent = AmountField(allow_null=True)
+    losing_orders = serializers.IntegerField()
+    covered = serializers.IntegerField()
+    orders = DrawnOrderSerializer(many=True)
+    how_to_verify = serializers.CharField()
+
+
 class DrawView(APIView):
     permission_classes = [IsExchangeUser]
 
     @extend_schema(
         operation_id="my_coverage_draw",
         summary="Which of the caller's losing orders were covered, and how to recompute it",
-        responses={200: OpenApiTypes.OBJECT},
+        description="409 `draw_not_done` until the draw, whose seed's SHA-256 is already public.",
+        responses={200: CoverageDrawSerializer, 409: ErrorSerializer},
     )
     def get(self, request: Request, slug: str) -> Response:
         user_id = caller_user_id(request)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,15 +16,68 @@ from config import clock
 from earn import selectors, services
 from earn.models import Activation
 from ledger.money import format_amount
+from ledger.serializers import AmountField
 
-_ACTIVATION = inline_serializer(
-    "EarnActivation",
-    {
-        "active": serializers.BooleanField(),
-        "since": serializers.DateTimeField(allow_null=True),
-        "changed": serializers.BooleanField(help_text="false: it was already in that state"),
-    },
-)
+
+class ActivationSerializer(serializers.Serializer):
+    active = serializers.BooleanField()
+    since = serializers.DateTimeField(allow_null=True)
+    changed = serializers.BooleanField(help_text="false: it was already in that state")
+
+
+class TermsSerializer(serializers.Serializer):
+    effective_from = serializers.DateField()
+    position_threshold = AmountField()
+    boosted_principal = AmountField()
+    boosted_apr = AmountField()
+    base_apr = AmountField()
+    snapshot_times = serializers.ListField(child=serializers.CharField(), help_text="UTC, `HH:MM`.")
+
+
+class SnapshotSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    principal = AmountField()
+    position_value = AmountField()
+
+
+class TodaySnapshotSerializer(SnapshotSerializer):
+    asset = serializers.CharField()
+    estimated = serializers.BooleanField(help_text="Not taken yet: valued as things stand now.")
+
+
+class InterestFiguresSerializer(serializers.Serializer):
+    asset = serializers.CharField()
+    principal = AmountField(help_text="P: the lowest of the day's snapshots.")
+    position_value = AmountField(help_text="V: their mean.")
+    boosted_portion = AmountField()
+    boosted_apr = AmountField()
+    base_portion = AmountField()
+    base_apr = AmountField()
+    interest = AmountField()
+
+
+class TodaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    snapshots = TodaySnapshotSerializer(many=True)
+    estimate = InterestFiguresSerializer(many=True)
+
+
+class EarnStatusSerializer(serializers.Serializer):
+    active = serializers.BooleanField()
+    since = serializers.DateTimeField(allow_null=True)
+    assets = serializers.ListField(child=serializers.CharField())
+    terms = TermsSerializer()
+    today = TodaySerializer()
+
+
+class DailyInterestSerializer(InterestFiguresSerializer):
+    day = serializers.DateField()
+    snapshots = SnapshotSerializer(many=True)
+    status = serializers.ChoiceField(choices=["accrued", "paid"])
+
+
+class InterestListSerializer(serializers.Serializer):
+    results = DailyInterestSerializer(many=True, help_text="Newest first, at most 200.")
 
 
 def _numbers(row: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +105,7 @@ class ActivationView(APIView):
             " 200 when it was already active."
         ),
         request=None,
-        responses={200: _ACTIVATION, 201: _ACTIVATION},
+        responses={200: ActivationSerializer, 201: ActivationSerializer},
     )
     def post(self, request: Request) -> Response:
         change, changed = services.set_active(caller_user_id(request), True)
@@ -70,7 +122,7 @@ class ActivationView(APIView):
             " instant on have principal 0, so that day earns nothing. 200 either way."
         ),
         request=None,
-        responses={200: _ACTIVATION},
+        responses={200: ActivationSerializer},
     )
     def delete(self, request: Request) -> Response:
         change, changed = services.set_active(caller_user_id(request), False)
@@ -89,7 +141,7 @@ class EarnView(APIView):
             " `today.estimate`: the interest those snapshots would give (the final figure"
             " comes from the snapshots actually taken)."
         ),
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: EarnStatusSerializer},
     )
     def get(self, request: Request) -> Response:
         user_id = caller_user_id(request)
@@ -131,7 +183,7 @@ class InterestView(APIView):
             " portions with their APRs, the interest (portion x APR / 365, rounded down"
             " to 8 decimals once) and its status: `accrued` (paid the next day) or `paid`."
         ),
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: InterestListSerializer},
     )
     def get(self, request: Request) -> Response:
         rows = selectors.interest_history(caller_user_id(request))

@@ -72,7 +72,14 @@ class EventBatchView(APIView):
             "others are stored whatever happens to it."
         ),
         request=inline_serializer(
-            "EventBatch", {"events": serializers.ListField(child=serializers.DictField())}
+            "EventBatch",
+            {
+                "events": serializers.ListField(
+                    child=serializers.DictField(help_text="An event of CONTRACT.md."),
+                    min_length=1,
+                    max_length=settings.MAX_EVENTS_PER_REQUEST,
+                )
+            },
         ),
         responses={200: IngestResponseSerializer},
     )
@@ -116,6 +123,16 @@ class PayoutSerializer(serializers.Serializer):
     cause = serializers.DictField(allow_null=True)
 
 
+class PayoutAckSerializer(PayoutSerializer):
+    acked_at = serializers.DateTimeField()
+    acked_by = serializers.CharField(help_text="The service token that acknowledged it first.")
+
+
+# Payout ids are bigints; a page holds at most LIMIT_MAX instructions.
+AFTER_MAX = 2**62
+LIMIT_MAX = 1000
+
+
 class PayoutListView(APIView):
     permission_classes = [IsService]
 
@@ -123,8 +140,16 @@ class PayoutListView(APIView):
         operation_id="list_pending_payouts",
         summary="Payout instructions not yet acknowledged, oldest first",
         parameters=[
-            OpenApiParameter("after", int, description="Only ids greater than this."),
-            OpenApiParameter("limit", int, description="1-1000, default 500."),
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": AFTER_MAX},
+                description="Only ids greater than this.",
+            ),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX, "default": 500},
+                description=f"1-{LIMIT_MAX}, default 500.",
+            ),
         ],
         responses={
             200: inline_serializer(
@@ -137,8 +162,8 @@ class PayoutListView(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        after = _int_param(request, "after", default=0, minimum=0, maximum=2**62)
-        limit = _int_param(request, "limit", default=500, minimum=1, maximum=1000)
+        after = _int_param(request, "after", default=0, minimum=0, maximum=AFTER_MAX)
+        limit = _int_param(request, "limit", default=500, minimum=1, maximum=LIMIT_MAX)
         rows = list(
             selectors.pending_payouts(after_id=after, limit=limit).select_related("transaction")
         )
@@ -157,7 +182,7 @@ class PayoutAckView(APIView):
         operation_id="ack_payout",
         summary="Acknowledge that a payout instruction was applied (idempotent)",
         request=None,
-        responses={200: PayoutSerializer},
+        responses={200: PayoutAckSerializer},
     )
     def post(self, request: Request, payout_id: int) -> Response:
         get_object_or_404(PayoutInstruction, pk=payout_id)

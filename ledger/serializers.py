@@ -23,7 +23,10 @@ class AmountField(serializers.Field):
     """A read-only money amount: a decimal string without exponent or trailing zeros."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("read_only", True)
+        # Read-only: an answer's field, required in it unless said otherwise
+        # (the schema marks every read-only field required).
+        if kwargs.get("required", True):
+            kwargs.setdefault("read_only", True)
         super().__init__(**kwargs)
 
     def to_representation(self, value: Decimal) -> str:

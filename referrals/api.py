@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,7 +11,48 @@ from rest_framework.views import APIView
 from access.permissions import IsExchangeUser, caller_user_id
 from config import clock
 from ledger.money import format_amount
+from ledger.serializers import AmountField
 from referrals import selectors
+
+
+class StandingSerializer(serializers.Serializer):
+    program = serializers.ChoiceField(choices=["futures", "spot"])
+    mx_holding = AmountField()
+    rate = AmountField(help_text="The commission rate the holding gives, e.g. `0.2`.")
+    community_partner = serializers.BooleanField()
+
+
+class MyReferralSerializer(serializers.Serializer):
+    code = serializers.CharField(allow_null=True)
+    link = serializers.CharField(allow_null=True)
+    programs = StandingSerializer(many=True)
+    referees = serializers.IntegerField()
+
+
+class RefereeSerializer(serializers.Serializer):
+    referee = serializers.CharField(help_text="Masked user id.")
+    since = serializers.DateTimeField()
+    futures_valid_until = serializers.DateTimeField(allow_null=True)
+    spot_valid_until = serializers.DateTimeField(allow_null=True)
+    status = serializers.ChoiceField(choices=["valid", "spot_only", "expired", "invalid"])
+    invalid_since = serializers.DateTimeField(allow_null=True)
+
+
+class RefereeListSerializer(serializers.Serializer):
+    results = RefereeSerializer(many=True, help_text="Newest first, at most 500.")
+
+
+class CommissionDaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    program = serializers.ChoiceField(choices=["futures", "spot"])
+    asset = serializers.CharField()
+    status = serializers.ChoiceField(choices=["settled", "paid", "invalid rebate"])
+    amount = AmountField()
+    referees = serializers.IntegerField()
+
+
+class CommissionListSerializer(serializers.Serializer):
+    results = CommissionDaySerializer(many=True, help_text="Newest day first, at most 1,000.")
 
 
 class MyReferralView(APIView):
@@ -20,7 +61,7 @@ class MyReferralView(APIView):
     @extend_schema(
         operation_id="my_referral",
         summary="The caller's code, link, tier and rate per program, and number of referees",
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: MyReferralSerializer},
     )
     def get(self, request: Request) -> Response:
         user_id = caller_user_id(request)
@@ -49,7 +90,7 @@ class MyInviteesView(APIView):
     @extend_schema(
         operation_id="my_invitees",
         summary="The caller's referees (masked): since when, valid until, status",
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: RefereeListSerializer},
     )
     def get(self, request: Request) -> Response:
         user_id = caller_user_id(request)
@@ -73,7 +114,7 @@ class MyCommissionsView(APIView):
             "Status: `settled` (to be paid the next day), `paid`, or `invalid rebate`"
             " (the relation was invalidated before payment: never paid)."
         ),
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: CommissionListSerializer},
     )
     def get(self, request: Request) -> Response:
         user_id = caller_user_id(request)

@@ -19,9 +19,10 @@ from urllib.parse import unquote, urlparse
 import psycopg
 import pytest
 from django.db import connection, transaction
-from django.test import TransactionTestCase
+from django.test import Client, TransactionTestCase
 
 from config import roles
+from tests import contract
 
 
 def _credentials(url: str) -> tuple[str, str]:
@@ -113,6 +114,26 @@ def _empty_tables_as_owner(self: TransactionTestCase) -> None:
 
 
 TransactionTestCase._fixture_teardown = _empty_tables_as_owner  # type: ignore[attr-defined]
+
+
+# Every API answer a test receives is held to the published schema (tests/contract.py).
+_client_request = Client.request
+
+
+def _request_held_to_the_schema(self: Client, **request: Any) -> Any:
+    response = _client_request(self, **request)
+    if not getattr(response, "streaming", False):
+        contract.check_answer(
+            request["REQUEST_METHOD"],
+            request["PATH_INFO"],
+            response.status_code,
+            response.get("Content-Type", ""),
+            response.content,
+        )
+    return response
+
+
+Client.request = _request_held_to_the_schema  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)

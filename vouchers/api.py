@@ -6,7 +6,6 @@ from typing import Any
 
 from django.conf import settings
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -18,6 +17,7 @@ from access.middleware import require_text
 from access.permissions import IsExchangeUser, IsService, caller_user_id
 from config import clock
 from ledger.money import format_amount
+from ledger.serializers import AmountField
 from vouchers import rules, selectors, services
 from vouchers.models import Voucher
 
@@ -38,20 +38,100 @@ def voucher_body(voucher: Voucher) -> dict[str, Any]:
     }
 
 
-_VOUCHER = inline_serializer(
-    "Voucher",
-    {
-        "id": serializers.IntegerField(),
-        "program": serializers.CharField(),
-        "template": serializers.CharField(),
-        "face_value": serializers.CharField(),
-        "remaining": serializers.CharField(),
-        "min_closing_amount": serializers.CharField(allow_null=True),
-        "arrived_at": serializers.DateTimeField(),
-        "expires_at": serializers.DateTimeField(),
-        "status": serializers.ChoiceField(choices=["active", "used", "expired", "voided"]),
-    },
-)
+class VoucherSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    program = serializers.CharField()
+    template = serializers.CharField()
+    face_value = AmountField()
+    remaining = AmountField()
+    min_closing_amount = AmountField(allow_null=True)
+    arrived_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=["active", "used", "expired", "voided"])
+
+
+class VoucherListSerializer(serializers.Serializer):
+    results = VoucherSerializer(many=True, help_text="At most 500, earliest arrived first.")
+
+
+_PAYOUT_STATUS = ["pending", "paid", "cancelled", "released"]
+
+
+class VoucherOrderSerializer(serializers.Serializer):
+    order_id = serializers.CharField()
+    closed_at = serializers.DateTimeField()
+    loss = AmountField()
+    compensation = AmountField()
+    payout = serializers.ChoiceField(choices=_PAYOUT_STATUS)
+    paid_at = serializers.DateTimeField(allow_null=True)
+
+
+class VoucherDetailSerializer(VoucherSerializer):
+    orders = VoucherOrderSerializer(many=True, help_text="The orders that use it now.")
+
+
+class GrantSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(max_length=services.GRANT_KEY_MAX)
+    user_id = serializers.CharField(max_length=64)
+    program = serializers.CharField()
+    template = serializers.CharField()
+
+
+class GrantBatchSerializer(serializers.Serializer):
+    grants = serializers.ListField(
+        child=GrantSerializer(), min_length=1, max_length=settings.MAX_EVENTS_PER_REQUEST
+    )
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class GrantReportSerializer(serializers.Serializer):
+    granted = serializers.IntegerField()
+    duplicate = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    # Schema only: a declared field named "errors" would shadow Serializer.errors.
+    results = inline_serializer(
+        "GrantOutcome",
+        {
+            "index": serializers.IntegerField(help_text="Position of the grant in the request."),
+            "idempotency_key": serializers.CharField(),
+            "status": serializers.ChoiceField(choices=["granted", "duplicate", "rejected"]),
+            "voucher_id": serializers.IntegerField(required=False, help_text="When granted."),
+            "errors": FieldErrorSerializer(many=True, required=False, help_text="When rejected."),
+        },
+        many=True,
+    )
+
+
+class ReleasedMatchSerializer(serializers.Serializer):
+    voucher_id = serializers.IntegerField()
+    compensation = AmountField()
+    loss = AmountField()
+    matched_at = serializers.DateTimeField()
+    released_at = serializers.DateTimeField()
+
+
+class VoucherVerdictSerializer(serializers.Serializer):
+    voucher_id = serializers.IntegerField()
+    reason = serializers.CharField(help_text="Why this voucher did or did not cover the order.")
+
+
+class OrderExplanationSerializer(serializers.Serializer):
+    order_id = serializers.CharField()
+    consumed = serializers.BooleanField()
+    voucher_id = serializers.IntegerField(allow_null=True)
+    compensation = AmountField(allow_null=True)
+    payout = serializers.ChoiceField(choices=_PAYOUT_STATUS, allow_null=True)
+    loss = AmountField(allow_null=True)
+    reasons = serializers.ListField(child=serializers.CharField())
+    messages = serializers.ListField(child=serializers.CharField())
+    vouchers = VoucherVerdictSerializer(many=True)
+    final = serializers.BooleanField()
+    note = serializers.CharField()
+    released = ReleasedMatchSerializer(many=True)
 
 
 class GrantView(APIView):
@@ -65,10 +145,8 @@ class GrantView(APIView):
             "1-5,000 grants. Each is answered `granted` (with `voucher_id`), `duplicate` (its key "
             "was used before: nothing changes) or `rejected` with field errors. Arrival is now."
         ),
-        request=inline_serializer(
-            "GrantBatch", {"grants": serializers.ListField(child=serializers.DictField())}
-        ),
-        responses={200: OpenApiTypes.OBJECT},
+        request=GrantBatchSerializer,
+        responses={200: GrantReportSerializer},
     )
     def post(self, request: Request) -> Response:
         body = request.data
@@ -106,7 +184,7 @@ class CouponCenterView(APIView):
         operation_id="my_vouchers",
         summary="The caller's vouchers: active (default) or history",
         parameters=[OpenApiParameter("status", str, enum=["active", "history"])],
-        responses={200: _VOUCHER},
+        responses={200: VoucherListSerializer},
     )
     def get(self, request: Request) -> Response:
         user_id = caller_user_id(request)
@@ -134,7 +212,7 @@ class VoucherDetailView(APIView):
     @extend_schema(
         operation_id="my_voucher",
         summary="A voucher and every order that used it",
-        responses={200: _VOUCHER},
+        responses={200: VoucherDetailSerializer},
     )
     def get(self, request: Request, voucher_id: int) -> Response:
         user_id = caller_user_id(request)
@@ -182,7 +260,7 @@ class OrderExplanationView(APIView):
             " that has not changed since, is final (`note` says why). `released` lists the"
             " order's earlier matches, replaced as its fills changed."
         ),
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OrderExplanationSerializer},
     )
     def get(self, request: Request, order_id: str) -> Response:
         user_id = caller_user_id(request)
