@@ -178,7 +178,7 @@ REST_FRAMEWORK = {
     # Bodies are JSON only, bounded in size, depth and text (access/parsers.py);
     # the event door has its own parser (ledger/parsers.py).
     "DEFAULT_PARSER_CLASSES": ["access.parsers.ApiJSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "access.openapi.ApiSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "access.errors.api_exception_handler",
@@ -212,6 +212,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets that share a field name get a name of their own in generated clients.
+    "ENUM_NAME_OVERRIDES": {
+        "VoucherStatusEnum": ["active", "used", "expired", "voided"],
+        "SpinKindEnum": ["coverage", "daily"],
+        "VoucherPayoutStatusEnum": ["pending", "paid", "cancelled", "released"],
+    },
 }
 
 # The exchange's auth service signs user JWTs. HS256 with a shared key by default;
