@@ -1,10 +1,13 @@
 """The ops pages in a real browser: Playwright driving Debian's Chromium.
 
 An operator logs in, creates a campaign with the admin form, uploads its
-invitation list as a CSV, and, once the campaign has run (services and jobs at
-frozen instants, as in world.py), reads its charts on the dashboard and a
-participant's support view. Screenshots of each page are saved under the
-test's tmp_path (``screenshots/``).
+invitation list as a CSV, and, once the campaign and the other programs have
+run (services and jobs at frozen instants, as in world.py), reads its charts
+on the dashboard and a participant's support view; on every page it visits,
+and on the admin lists of every program, no amount shows more than 8 decimal
+places or an exponent. The API docs (Swagger UI and Redoc) list every
+operation of the schema with the network beyond the test server cut off.
+Screenshots of each page are saved under the test's tmp_path (``screenshots/``).
 
 No browser is downloaded: Chromium comes from Debian (``./bin/bootstrap``
 installs it as root). Without it the test fails and says so; it never skips.
@@ -13,13 +16,19 @@ installs it as root). Without it the test fails and says so; it never skips.
 from __future__ import annotations
 
 import csv
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Group, User
 from django.db import connections
+from django.test import Client
+from django.urls import reverse
 
 from campaigns.models import Campaign
 from tests.support import world
@@ -109,11 +118,72 @@ def _on(days: list[str], values: list[float]) -> dict[str, float]:
     return {day: value for day, value in zip(days, values, strict=True) if value}
 
 
+# How an amount must never read to a person: more than the payout's 8 decimal
+# places (a NUMERIC(38,18) shown as stored: "100000.000000000000000000") or
+# an exponent ("0E-18").
+TOO_PRECISE = re.compile(r"\d\.\d{9,}")
+EXPONENT = re.compile(r"\dE[-+]?\d")
+
+
+def _unreadable_amounts(page: Any) -> list[str]:
+    """What the page shows (its rendered text, not its markup or scripts) that
+    reads as an amount with too many places or an exponent."""
+    text: str = page.inner_text("body")
+    return sorted({m.group(0) for rx in (TOO_PRECISE, EXPONENT) for m in rx.finditer(text)})
+
+
+def _program_lists() -> list[str]:
+    """The admin lists of every program's tables, the funding accounts and the job runs."""
+    apps = {"campaigns", "vouchers", "referrals", "earn"}
+    found = sorted(
+        reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        for model in admin.site._registry
+        if model._meta.app_label in apps
+    )
+    return [
+        *found,
+        reverse("admin:ledger_account_changelist") + "?kind__exact=funding",
+        reverse("admin:jobs_jobrun_changelist"),
+    ]
+
+
+def _fits(page: Any, selector: str) -> bool:
+    """Whether a scrolling box shows all its content without scrolling sideways."""
+    scroll, client = page.evaluate(
+        "s => { const box = document.querySelector(s); return [box.scrollWidth, box.clientWidth] }",
+        selector,
+    )
+    assert scroll <= client, f"{selector} is {scroll} px wide in {client} px"
+    return True
+
+
+REDOC_BADGE = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+def _offline(page: Any, base: str) -> list[str]:
+    """Abort every request for a host other than the test server's; returns
+    the list the refused URLs are added to."""
+    host = urlsplit(base).netloc
+    refused: list[str] = []
+
+    def route(found: Any) -> None:
+        url = found.request.url
+        if urlsplit(url).netloc == host:
+            found.continue_()
+        else:
+            refused.append(url)
+            found.abort("internetdisconnected")
+
+    page.route("**/*", route)
+    return refused
+
+
 def test_an_operator_runs_a_campaign_and_reads_its_pages(
     live_server: Any, page: Any, shots: Path, clock: world.Clock, tmp_path: Path
 ) -> None:
     clock(world.START)
     world.users()
+    world.pools()
     _operator()
     base = live_server.url
 
@@ -160,6 +230,9 @@ def test_an_operator_runs_a_campaign_and_reads_its_pages(
     page.screenshot(path=str(shots / "1-invitations.png"), full_page=True)
 
     world.campaign_life(spring, clock)
+    world.programs_life(clock)
+    # Whatever a person reads on a page must be readable: checked on each one.
+    unreadable: dict[str, list[str]] = {}
 
     # The dashboard: Chart.js draws every chart with the campaign's numbers.
     page.goto(
@@ -187,9 +260,17 @@ def test_an_operator_runs_a_campaign_and_reads_its_pages(
     funding = _datasets(page, "funding-USDT")
     assert set(funding["budget (funded to date)"]) == {100000}
     assert _on(days, funding["used to date"]) == {day: 27 for day in days if day >= "2026-11-16"}
+    # The jobs table fits the page at 1,440 pixels, counts and all.
+    assert _fits(page, "#job-health .support-scroll")
     health = page.locator("#job-issue_campaign_bonuses")
     assert health.get_attribute("data-state") == "succeeded"
     assert "rewards_issued 2" in health.inner_text()
+    # The payout queue: the campaign's two credits (11-16 09:30) and the
+    # programs' four (11-21), none acknowledged; as of 11-21 03:00.
+    queue = page.locator("#payout-queue")
+    assert queue.get_attribute("data-unacknowledged") == "6"
+    assert "waiting 4 d 17 h" in queue.inner_text()
+    unreadable["dashboard"] = _unreadable_amounts(page)
     page.screenshot(path=str(shots / "2-dashboard.png"), full_page=True)
 
     # The support view, from the search box of the admin index.
@@ -204,15 +285,76 @@ def test_an_operator_runs_a_campaign_and_reads_its_pages(
     credits = page.inner_text("#section-credits")
     assert "campaign.coverage_rebate" in credits and "campaign.daily_prize" in credits
     assert '"campaign": "spring"' in credits  # each credit with its cause
+    unreadable["support u_1"] = _unreadable_amounts(page)
     page.screenshot(path=str(shots / "3-support-u_1.png"), full_page=True)
     # A disqualified participant: the prize is void, and why.
     page.goto(f"{base}/admin/support/users/u_2/")
     assert "disqualify_campaigns" in page.inner_text("#section-risk_measures")
     assert "void" in page.inner_text("#section-campaign_rewards")
+    unreadable["support u_2"] = _unreadable_amounts(page)
     page.screenshot(path=str(shots / "4-support-u_2.png"), full_page=True)
+
+    # The admin lists of the programs, the funding accounts and the job runs.
+    lists = _program_lists()
+    assert len(lists) >= 8
+    for path in lists:
+        page.goto(f"{base}{path}")
+        assert page.locator("#changelist").count() == 1, path
+        unreadable[path] = _unreadable_amounts(page)
+    # The job runs' counts wrap in their column: the list fits the window.
+    page.goto(f"{base}/admin/jobs/jobrun/")
+    assert _fits(page, "#changelist .results")
+    assert "distribute_earn_interest" in page.inner_text("#result_list")
+    page.screenshot(path=str(shots / "5-job-runs.png"), full_page=True)
+    assert {page: found for page, found in unreadable.items() if found} == {}
     assert sorted(p.name for p in shots.iterdir()) == [
         "1-invitations.png",
         "2-dashboard.png",
         "3-support-u_1.png",
         "4-support-u_2.png",
+        "5-job-runs.png",
     ]
+
+
+def _operations() -> set[tuple[str, str]]:
+    """Every (METHOD, path) of the live schema."""
+    schema = json.loads(Client().get("/api/schema/", {"format": "json"}).content)
+    return {
+        (method.upper(), path)
+        for path, item in schema["paths"].items()
+        for method in item
+        if method in {"get", "put", "post", "delete", "patch"}
+    }
+
+
+def test_the_api_docs_list_every_operation_offline(
+    live_server: Any, page: Any, shots: Path
+) -> None:
+    base = live_server.url
+    expected = _operations()
+    assert ("GET", "/api/v1/payouts") in expected and len(expected) >= 20
+    refused = _offline(page, base)
+
+    page.goto(f"{base}/api/docs/")
+    page.wait_for_selector(".opblock-summary-path", state="attached")
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll('.opblock')].map(block => [
+            block.querySelector('.opblock-summary-method').textContent.trim(),
+            block.querySelector('.opblock-summary-path').dataset.path])"""
+    )
+    assert {(method, path) for method, path in shown} == expected
+    assert len(shown) == len(expected)
+    page.screenshot(path=str(shots / "api-docs.png"), full_page=True)
+
+    # Swagger UI asks nothing of any other host.
+    assert refused == []
+    page.goto(f"{base}/api/redoc/")
+    page.wait_for_selector("[data-section-id^='operation/']", state="attached")
+    sections = page.evaluate(
+        "() => document.querySelectorAll(\"[data-section-id^='operation/']\").length"
+    )
+    assert sections == len(expected)
+    page.screenshot(path=str(shots / "api-redoc.png"), full_page=False)
+    # Everything came from the test server. Redoc's "powered by" badge alone
+    # asks its CDN for a logo; refused, the page drops the image and works.
+    assert set(refused) <= {REDOC_BADGE}
