@@ -7,13 +7,20 @@ from the start), and adds invitations (inline ids or a CSV file). Idempotent.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from campaigns import services
 from campaigns.models import Campaign
 from config import clock
-from ledger.configuration import ConfigError, decimal_field, register_section
+from ledger.configuration import (
+    ConfigError,
+    FundingNeed,
+    decimal_field,
+    register_funding_needs,
+    register_section,
+)
 
 _DATES = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
 _AMOUNTS = ("volume_target", "cap_per_order", "daily_min_volume")
@@ -113,4 +120,12 @@ def apply_campaigns(section: Any, by: str) -> list[str]:
     return lines
 
 
+def funding_needs(document: dict[str, Any]) -> Iterator[FundingNeed]:
+    """Every campaign whose rewards are not issued yet pays them, in its asset,
+    from its funding program (those of the file are among them by now)."""
+    for campaign in Campaign.objects.filter(bonuses_issued_at__isnull=True).order_by("slug"):
+        yield FundingNeed(f"campaign {campaign.slug}", campaign.funding_program, campaign.asset)
+
+
 register_section("campaigns", apply_campaigns, order=200)
+register_funding_needs(funding_needs)

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
-from earn import services
-from ledger.configuration import ConfigError, decimal_field, register_section
+from config import clock
+from earn import selectors, services
+from earn.jobs import POOL_PROGRAM
+from earn.models import Activation, EarnTerms
+from ledger.configuration import (
+    ConfigError,
+    FundingNeed,
+    decimal_field,
+    register_funding_needs,
+    register_section,
+)
 
 
 def apply_earn_terms(section: Any, by: str) -> list[str]:
@@ -47,4 +57,18 @@ def apply_earn_terms(section: Any, by: str) -> list[str]:
     return lines
 
 
+def funding_needs(document: dict[str, Any]) -> Iterator[FundingNeed]:
+    """Earn, once configured or once a user has activated it, pays each asset of
+    the terms in force today and of every later terms from the ``earn`` pool."""
+    if "earn_terms" not in document and not Activation.objects.exists():
+        return
+    today = clock.today()
+    assets = set(selectors.terms_for(today).assets)
+    for later in EarnTerms.objects.filter(effective_from__gt=today):
+        assets.update(later.assets)
+    for asset in sorted(assets):
+        yield FundingNeed("Earn interest", POOL_PROGRAM, asset)
+
+
 register_section("earn_terms", apply_earn_terms, order=170)
+register_funding_needs(funding_needs)

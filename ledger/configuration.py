@@ -6,11 +6,16 @@ and returns lines describing what changed. The ledger owns
 ``funding_accounts``. Applying the same file twice changes nothing the second
 time. The whole file applies in one database transaction: all or nothing.
 See docs/configuration.md for the schema.
+
+Each program also says which funding accounts it can pay from
+(``register_funding_needs``): once the file is applied, a program configured
+in it or already live that can pay in an asset whose pool does not exist, or
+holds nothing, is a warning line of the output. Its payouts would be refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -19,8 +24,9 @@ from typing import Any
 import yaml
 from django.db import transaction
 
-from ledger.bookkeeping import fund_account, open_funding_account
-from ledger.models import LedgerTransaction
+from ledger.bookkeeping import fund_account, funding_account_code, open_funding_account
+from ledger.models import Account, AccountKind, LedgerTransaction
+from ledger.money import for_people
 
 
 class ConfigError(ValueError):
@@ -43,6 +49,54 @@ _SECTIONS: dict[str, Section] = {}
 def register_section(name: str, apply: ApplySection, *, order: int = 100) -> None:
     """Register a top-level section; lower ``order`` applies first (funding first)."""
     _SECTIONS[name] = Section(name, apply, order)
+
+
+@dataclass(frozen=True)
+class FundingNeed:
+    """A program that can pay in ``asset`` from the funding account of ``program``."""
+
+    payer: str  # as ops name it: "campaign winter-2026", "referral commissions"
+    program: str
+    asset: str
+
+
+# Given the applied document, what programs configured in it or already live can pay from.
+FundingNeeds = Callable[[dict[str, Any]], Iterable[FundingNeed]]
+
+_NEEDS: list[FundingNeeds] = []
+
+
+def register_funding_needs(needs: FundingNeeds) -> None:
+    _NEEDS.append(needs)
+
+
+def funding_warnings(document: dict[str, Any]) -> list[str]:
+    """A line per pool a program can pay from that does not exist or holds nothing."""
+    needs = sorted(
+        {need for find in _NEEDS for need in find(document)},
+        key=lambda n: (n.program, n.asset, n.payer),
+    )
+    codes = {funding_account_code(n.program, n.asset) for n in needs}
+    balances = dict(
+        Account.objects.filter(kind=AccountKind.FUNDING, code__in=codes).values_list(
+            "code", "balance"
+        )
+    )
+    lines = []
+    for need in needs:
+        code = funding_account_code(need.program, need.asset)
+        if code not in balances:
+            state = "which does not exist"
+        elif balances[code] <= 0:
+            state = f"which holds {for_people(balances[code], need.asset)}"
+        else:
+            continue
+        lines.append(
+            f"warning: {need.payer} can pay in {need.asset} from {code}, {state}; its payouts"
+            f" will be refused until it is funded (funding_accounts: program {need.program!r},"
+            f" asset {need.asset})"
+        )
+    return lines
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -68,6 +122,7 @@ def apply_config(document: dict[str, Any], *, by: str) -> list[str]:
         for section in sorted(_SECTIONS.values(), key=lambda s: s.order):
             if section.name in document:
                 lines += section.apply(document[section.name], by)
+        lines += funding_warnings(document)
     return lines
 
 
@@ -120,7 +175,7 @@ def _apply_funding_accounts(section: Any, by: str) -> list[str]:
                 by=by,
                 note=str(top_up.get("note", "")),
             )
-            lines.append(f"  top-up {key}: +{amount} {asset}")
+            lines.append(f"  top-up {key}: +{for_people(amount, asset)}")
     return lines
 
 

@@ -12,6 +12,8 @@ payout of its referrer and asset covers it (``selectors.with_state``).
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
 
 from ledger.models.fields import amount_field, exact_sum_field
@@ -96,6 +98,16 @@ class CommunityPartner(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} partner since {self.since:%Y-%m-%d}"
+
+    @classmethod
+    def in_force(cls, user_id: str, at: dt.datetime) -> models.QuerySet[CommunityPartner]:
+        """The user's flags in force at ``at`` (``until`` is the last instant)."""
+        return cls.objects.filter(user_id=user_id, since__lte=at).exclude(until__lt=at)
+
+    @classmethod
+    def going_on(cls, user_id: str, now: dt.datetime) -> models.QuerySet[CommunityPartner]:
+        """The user's flags in force now and after: a flag ended now is over."""
+        return cls.objects.filter(user_id=user_id, since__lte=now).exclude(until__lte=now)
 
 
 class CommissionStatus(models.TextChoices):

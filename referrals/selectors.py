@@ -31,12 +31,22 @@ def link(code: str) -> str:
     return f"{settings.REFERRAL_LINK_BASE}{code}"
 
 
-def is_partner(user_id: str, at: dt.datetime) -> bool:
+def user_of_code(code: str) -> str | None:
+    """The owner of a code; codes are matched case-insensitively, as at registration."""
     return (
-        CommunityPartner.objects.filter(user_id=user_id, since__lte=at)
-        .exclude(until__lt=at)
-        .exists()
+        ReferralCode.objects.filter(code=code.strip().upper())
+        .values_list("user_id", flat=True)
+        .first()
     )
+
+
+def partner_flag(user_id: str, now: dt.datetime) -> CommunityPartner | None:
+    """The user's community-partner flag going on now (the earliest), if any."""
+    return CommunityPartner.going_on(user_id, now).order_by("since").first()
+
+
+def is_partner(user_id: str, at: dt.datetime) -> bool:
+    return CommunityPartner.in_force(user_id, at).exists()
 
 
 def standing(user_id: str, at: dt.datetime) -> list[dict[str, Any]]:

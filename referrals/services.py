@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection, transaction
+
 from access.errors import DomainError
 from config import clock
+from ledger.event_store import DomainEvent, append_domain_event
 from referrals import rules
 from referrals.models import CommunityPartner, ProgramTerms
 
@@ -52,12 +56,46 @@ def save_terms(
     return ProgramTerms.objects.create(program=program, effective_from=effective_from, **values)
 
 
-def flag_partner(user_id: str, *, note: str = "") -> CommunityPartner:
-    active = CommunityPartner.objects.filter(user_id=user_id, until__isnull=True).first()
-    return active or CommunityPartner.objects.create(user_id=user_id, since=clock.now(), note=note)
+@dataclass(frozen=True)
+class PartnerChange:
+    user_id: str
+    partner: bool
+    changed: bool
 
 
-def unflag_partner(user_id: str) -> int:
-    return CommunityPartner.objects.filter(user_id=user_id, until__isnull=True).update(
-        until=clock.now()
-    )
+def set_partner(user_id: str, *, partner: bool, by: str, note: str = "") -> PartnerChange:
+    """Flag a referrer as a community partner from now on, or end the flag now.
+
+    Idempotent: setting the status the user already has changes nothing and
+    records nothing. A change is recorded as a domain event
+    (``referral.partner_flagged`` / ``referral.partner_unflagged``) naming who
+    made it, in the same transaction: the partner rate pays more, so who
+    granted it is kept with the log. A flag ended keeps its row (``until``):
+    settlements of earlier days still see the partner as of their day.
+    """
+    now = clock.now()
+    with transaction.atomic():
+        # One change at a time per user: two concurrent flags open one row.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"partner:{user_id}"]
+            )
+        active = CommunityPartner.going_on(user_id, now)
+        if partner == active.exists():
+            return PartnerChange(user_id, partner, changed=False)
+        if partner:
+            CommunityPartner.objects.create(user_id=user_id, since=now, note=note)
+            kind = "referral.partner_flagged"
+        else:
+            active.update(until=now)
+            kind = "referral.partner_unflagged"
+        append_domain_event(
+            DomainEvent(
+                event_id=f"{kind}:{user_id}:{now.isoformat()}",
+                type=kind,
+                occurred_at=now,
+                user_id=user_id,
+                data={"by": by, "note": note},
+            )
+        )
+    return PartnerChange(user_id, partner, changed=True)

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 from config import clock
-from ledger.configuration import ConfigError, decimal_field, register_section
+from ledger.configuration import (
+    ConfigError,
+    FundingNeed,
+    decimal_field,
+    register_funding_needs,
+    register_section,
+)
 from vouchers import services
+from vouchers.models import VoucherProgram
 
 
 def apply_voucher_programs(section: Any, by: str) -> list[str]:
@@ -74,4 +82,11 @@ def apply_voucher_programs(section: Any, by: str) -> list[str]:
     return lines
 
 
+def funding_needs(document: dict[str, Any]) -> Iterator[FundingNeed]:
+    """Every voucher program can pay: vouchers are granted to it at any time."""
+    for program in VoucherProgram.objects.order_by("slug"):
+        yield FundingNeed(f"voucher program {program.slug}", program.funding_program, program.asset)
+
+
 register_section("voucher_programs", apply_voucher_programs, order=150)
+register_funding_needs(funding_needs)

@@ -18,7 +18,7 @@ from ledger.verification import verify_ledger
 from referrals.jobs import distribute_referral_commissions, settle_referrals
 from referrals.models import Commission, CommissionPayout, ReferralCode, Relation
 from referrals.selectors import with_state
-from referrals.services import ReferralRefusal, flag_partner
+from referrals.services import ReferralRefusal, set_partner
 from tests import events
 from tests.ledger.conftest import user_jwt
 
@@ -348,7 +348,8 @@ def test_the_tier_comes_from_the_holding_at_the_end_of_the_day_and_partners(
         ],
         source="test",
     )
-    flag_partner("r_1")  # from now (2026-11-21T00:15): partner at the end of the 21st
+    # From now (2026-11-21T00:15): a partner at the end of the 21st.
+    set_partner("r_1", partner=True, by="ops")
     clock("2026-11-22T00:15:00Z")
     settle_referrals(day=dt.date(2026, 11, 21))
     spot = Commission.objects.get(program="spot", day=dt.date(2026, 11, 21))
