@@ -8,6 +8,13 @@ every child process (web, worker, beat, consumer, test subprocesses) uses the
 same servers. Each server is reference-counted by process id: the last
 process that asked for it stops it cleanly when it exits, and the data folder
 is reused by the next run.
+
+Runtime files (locks, sockets) go to the data folder's ``run/`` too, named to
+every process as ``XDG_RUNTIME_DIR`` (:func:`use_runtime_dir`), so that
+nothing of a run lands in the home folder or clashes with another checkout.
+PostgreSQL refuses to run as root: run as root, ``pgserver`` runs it as the
+system user ``pgserver``, which it creates (``useradd``) if it is missing, and
+opens the data folder's parents to be traversed by it.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -27,14 +35,40 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "rewards"
 
 
+# pgserver puts its socket in <runtime>/python_PostgresServer/<10 hex>/.s.PGSQL.5432
+# when the data folder's path is too long for one; Unix socket paths stop at 107 bytes.
+_RUNTIME_PATH_MAX = 60
+
+
 def data_dir() -> Path:
     return Path(os.environ.get("REWARDS_DATA_DIR", BASE_DIR / ".data")).resolve()
 
 
-def provide(environ: MutableMapping[str, str]) -> None:
-    """Fill in whichever of DATABASE_URL / REDIS_URL is missing."""
+def runtime_dir() -> Path:
+    """The folder for this data folder's locks and sockets: ``run/`` in it, or,
+    where that path is too long to hold a socket, one in /tmp named by its hash."""
+    folder = data_dir() / "run"
+    if len(str(folder)) > _RUNTIME_PATH_MAX:
+        digest = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
+        folder = Path("/tmp") / f"rewards-run-{digest}"  # noqa: S108
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    return folder
+
+
+def use_runtime_dir(environ: MutableMapping[str, str]) -> Path:
+    """Point ``XDG_RUNTIME_DIR`` at :func:`runtime_dir` for this process and its
+    children (pgserver's lock and fallback socket, anything using platformdirs)."""
+    folder = runtime_dir()
+    environ["XDG_RUNTIME_DIR"] = str(folder)
+    return folder
+
+
+def provide(environ: MutableMapping[str, str], *, database: str = DATABASE_NAME) -> None:
+    """Fill in whichever of DATABASE_URL / REDIS_URL is missing; the database
+    is ``database`` on the embedded server."""
     if not environ.get("DATABASE_URL"):
-        environ["DATABASE_URL"] = _postgres_url()
+        environ["DATABASE_URL"] = _postgres_url(database)
     if not environ.get("REDIS_URL"):
         environ["REDIS_URL"] = _redis_url()
 
@@ -42,28 +76,36 @@ def provide(environ: MutableMapping[str, str]) -> None:
 # --- PostgreSQL ---------------------------------------------------------------
 
 
-def _postgres_url() -> str:
+def _postgres_url(database: str) -> str:
+    # Before pgserver is imported: it reads its runtime folder at import.
+    use_runtime_dir(os.environ)
     import pgserver  # imported here: only machines without a database need it
 
+    if os.geteuid() == 0:
+        print(
+            "embedded PostgreSQL: it refuses to run as root, so it runs as the system user"
+            " 'pgserver' (created if missing); run as another user, or set DATABASE_URL,"
+            " to avoid it",
+            file=sys.stderr,
+        )
     folder = data_dir() / "postgres"
     folder.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode="stop": pgserver counts the processes holding the server and
     # the last one to exit stops it; the data folder stays for the next run.
     server = pgserver.get_server(folder, cleanup_mode="stop")
     socket_dir = server.get_postmaster_info().socket_dir
-    _create_database(server.get_uri())
-    return f"postgresql://postgres@/{DATABASE_NAME}?host={socket_dir}"
+    _create_database(server.get_uri(), database)
+    return f"postgresql://postgres@/{database}?host={socket_dir}"
 
 
-def _create_database(admin_uri: str) -> None:
+def _create_database(admin_uri: str, database: str) -> None:
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(admin_uri, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
 # --- Redis --------------------------------------------------------------------

@@ -33,7 +33,7 @@ class Position:
 
 class SimulatedExchange:
     def __init__(self, prefix: str, seed: int = 7) -> None:
-        self.prefix = prefix  # keeps event ids of two demo launches apart
+        self.prefix = prefix  # keeps the event ids of two runs of the exchange apart
         self.rng = random.Random(seed)  # noqa: S311 - market noise, not secrets
         self.prices = {"BTC_USDT": Decimal(90000), "ETH_USDT": Decimal(3000)}
         self.positions: dict[str, Position] = {}
@@ -64,6 +64,8 @@ class SimulatedExchange:
         events = [self._wallet(user, at), self._positions(user, at)]
         if world.referrer_of(user) is None:
             mx = self.rng.choice(["5000", "20000", "150000"])
+            if user == world.SHOWCASE_USER:
+                mx = world.SHOWCASE_MX
             events.append(self._event("holding.updated", user, at, {"asset": "MX", "amount": mx}))
         return events
 
@@ -77,9 +79,11 @@ class SimulatedExchange:
         for _ in range(trades):
             # A few heavy traders, so that some users pile up enough losing
             # orders for the coverage draw to rebate some.
-            user = self.rng.choices(users, weights=[6 if n < 10 else 1 for n in range(len(users))])[
-                0
+            weights = [
+                6 if n < world.HEAVY_TRADERS and u != world.SHOWCASE_USER else 1
+                for n, u in enumerate(users)
             ]
+            user = self.rng.choices(users, weights=weights)[0]
             if user in self.positions:
                 events.append(self._close(user, at))
             else:

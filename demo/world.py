@@ -1,9 +1,12 @@
 """The demo world: every program configured, funded and populated, as one
 ``apply_config`` document, so the demo exercises the same path ops use.
 
-A world is named by its start instant (``demo-YYYYMMDD-HHMM``): each launch
-of the demo opens its own campaign, voucher grants and funding, and a second
-launch within the same minute applies nothing twice.
+There is one world per database, named ``demo``: the campaign, the voucher
+program and every funding top-up carry fixed names and keys, so applying the
+document again (every later start of the demo) adds nothing. The world is
+made on the first start, and its start instant is the campaign's: later
+starts read it back from the campaign (``load_demo_world``) and write the
+same document, dates included.
 """
 
 from __future__ import annotations
@@ -12,11 +15,20 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+SLUG = "demo"
 USERS = 40
 REFERRERS = 8  # demo_000 .. demo_007 invite the others
 EARNERS = 20  # demo_000 .. demo_019 activate Futures Earn
-# The demo user whose JWT is printed: invited by demo_000, in every program.
-SHOWCASE_USER = "demo_010"
+HEAVY_TRADERS = 10  # demo_000 .. demo_009 trade six times as often, but the showcase user
+# The demo user whose JWT is printed, with data in every program: a campaign
+# participant, an Earn user, a referrer whose referees (demo_008, a heavy
+# trader, and three others) earn it commissions, and a voucher holder. It
+# trades at the others' pace and holds a 1,000 USDT voucher besides the 20
+# everyone has, so that its coupon center shows a voucher being consumed
+# loss by loss, not only one used up by its first losing order.
+SHOWCASE_USER = "demo_000"
+# The showcase user's MX holding: the futures program's 20% tier.
+SHOWCASE_MX = "20000"
 
 
 def user_ids() -> list[str]:
@@ -35,7 +47,7 @@ class World:
 
     @property
     def slug(self) -> str:
-        return f"demo-{self.start:%Y%m%d-%H%M}"
+        return SLUG
 
     @property
     def campaign_end(self) -> dt.datetime:
@@ -104,10 +116,20 @@ def document(world: World) -> dict[str, Any]:
             {
                 "slug": slug,
                 "title": "Demo loss-coverage vouchers",
-                "templates": [{"code": "twenty", "face_value": "20", "validity_days": 7}],
+                "templates": [
+                    {"code": "twenty", "face_value": "20", "validity_days": 7},
+                    {"code": "thousand", "face_value": "1000", "validity_days": 30},
+                ],
                 "grants": [
-                    {"key": f"{slug}-{user}", "user_id": user, "template": "twenty"}
-                    for user in users
+                    *(
+                        {"key": f"{slug}-{user}", "user_id": user, "template": "twenty"}
+                        for user in users
+                    ),
+                    {
+                        "key": f"{slug}-{SHOWCASE_USER}-thousand",
+                        "user_id": SHOWCASE_USER,
+                        "template": "thousand",
+                    },
                 ],
             }
         ],
@@ -115,6 +137,7 @@ def document(world: World) -> dict[str, Any]:
 
 
 def _funding(program: str, asset: str, amount: str, slug: str) -> dict[str, Any]:
+    # The key names the world and the pool, never the start: one top-up per pool, ever.
     return {
         "program": program,
         "asset": asset,

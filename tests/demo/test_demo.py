@@ -18,6 +18,8 @@ import pytest
 import redis
 from psycopg import sql
 
+from config import launch
+
 ROOT = Path(__file__).resolve().parents[2]
 # A simulated day in 21.6 s: the demo's three-day campaign is over, drawn and
 # paid, with every program's next-day payouts, within about two minutes.
@@ -34,25 +36,30 @@ def _on(url: str, name: str) -> str:
     return urlunparse(urlparse(url)._replace(path=f"/{name}"))
 
 
+def _drop(admin: str, *names: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for name in names:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 @pytest.fixture
 def demo_database() -> Iterator[dict[str, str]]:
-    """A database of its own (the demo makes and migrates it as the owner role,
-    and runs in it as the application role), dropped afterwards: its URLs."""
+    """A database name of its own, handed to the demo, and the URLs of the one
+    its time-lapse runs in (that name suffixed ``_timelapse``: the demo makes it
+    afresh, migrates it as the owner role and runs in it as the application
+    role); both dropped afterwards."""
     name = f"rewards_demo_{os.getpid()}"
+    lapse = name + launch.TIME_LAPSE_SUFFIX
     owner = os.environ.get("DATABASE_OWNER_URL") or os.environ["DATABASE_URL"]
     admin = _on(owner, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    _drop(admin, name, lapse)
     urls = {"DATABASE_URL": _on(os.environ["DATABASE_URL"], name)}
     if os.environ.get("DATABASE_OWNER_URL"):
         urls["DATABASE_OWNER_URL"] = _on(owner, name)
     yield urls
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    _drop(admin, name, lapse)
 
 
 def _credits(url: str) -> dict[str, int]:
@@ -97,12 +104,19 @@ def test_the_demo_moves_money_through_a_sound_ledger(
         "earn.interest",
     }
     credits: dict[str, int] = {}
+    lapse_env = {
+        **env,
+        **{
+            key: launch._suffixed(url, launch.TIME_LAPSE_SUFFIX)
+            for key, url in demo_database.items()
+        },
+    }
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and demo.poll() is None:
             time.sleep(5)
             try:
-                credits = _credits(demo_database["DATABASE_URL"])
+                credits = _credits(lapse_env["DATABASE_URL"])
             except psycopg.Error:
                 continue  # not migrated yet
             if wanted <= set(credits):
@@ -122,10 +136,22 @@ def test_the_demo_moves_money_through_a_sound_ledger(
     verify = subprocess.run(
         [sys.executable, "manage.py", "verify_ledger"],
         cwd=ROOT,
-        env=env,
+        env=lapse_env,
         capture_output=True,
         text=True,
         check=False,
     )
     assert verify.returncode == 0 and "ledger sound" in verify.stdout, verify.stdout
-    redis.Redis.from_url(env["REDIS_URL"]).delete(env["EVENT_STREAM"], env["PAYOUT_STREAM"])
+    # The time-lapse's streams: the ones named, suffixed.
+    redis.Redis.from_url(env["REDIS_URL"]).delete(
+        env["EVENT_STREAM"] + ".timelapse", env["PAYOUT_STREAM"] + ".timelapse"
+    )
+    # The real-time demo's database was never made: the time-lapse is apart.
+    with psycopg.connect(
+        _on(env.get("DATABASE_OWNER_URL") or env["DATABASE_URL"], "postgres")
+    ) as conn:
+        names = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1",
+            [f"rewards_demo_{os.getpid()}%"],
+        ).fetchall()
+    assert names == [(f"rewards_demo_{os.getpid()}_timelapse",)]

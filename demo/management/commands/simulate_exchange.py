@@ -1,4 +1,4 @@
-"""python manage.py simulate_exchange --start 2026-12-01T10:00:00Z"""
+"""python manage.py simulate_exchange (after load_demo_world)"""
 
 from __future__ import annotations
 
@@ -31,25 +31,28 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--start", required=True, help="the demo world's start instant")
         parser.add_argument("--trades", type=int, default=6, help="fills per second")
         parser.add_argument("--seconds", type=int, default=0, help="stop after (0: never)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        demo = world.world_at(clock.parse_instant(options["start"]))
         client = redis.Redis.from_url(settings.REDIS_URL)
-        exchange = SimulatedExchange(prefix=demo.slug)
+        # Every run sends events of its own: ids never repeat those of an earlier run.
+        exchange = SimulatedExchange(prefix=f"demo-{clock.real_now():%Y%m%dT%H%M%S%f}")
         stop = stop_on_signals()
 
         def publish(events: list[dict[str, Any]]) -> None:
             publish_events(client, settings.EVENT_STREAM, [orjson.dumps(e) for e in events])
 
         users = world.user_ids()
+        # A later start of the demo finds its users registered: they are not again.
+        known = set(
+            ExchangeUser.objects.filter(user_id__in=users).values_list("user_id", flat=True)
+        )
         referrers = [u for u in users if world.referrer_of(u) is None]
         now = clock.now()
-        publish([exchange.registration(u, now, None) for u in referrers])
+        publish([exchange.registration(u, now, None) for u in referrers if u not in known])
         codes = self._wait(lambda: self._codes(referrers), len(referrers), "referral codes")
-        invited = [u for u in users if u not in referrers]
+        invited = [u for u in users if u not in referrers and u not in known]
         publish(
             [exchange.registration(u, now, codes.get(world.referrer_of(u) or "")) for u in invited]
         )
@@ -57,9 +60,14 @@ class Command(BaseCommand):
         self._wait(
             lambda: ExchangeUser.objects.filter(user_id__in=users).count(), len(users), "users"
         )
-        campaign = Campaign.objects.get(slug=demo.slug)
+        campaign = Campaign.objects.get(slug=world.SLUG)
         for user in users:
-            register(campaign, user)
+            try:
+                register(campaign, user)
+            except CampaignRefusal:
+                # Registration has closed (a later start, after the campaign) or ops
+                # disqualified the user: they trade without it.
+                continue
         for user in users[: world.EARNERS]:
             set_active(user, True)
         self.stdout.write(f"exchange: {len(users)} demo users trading", ending="\n")
