@@ -16,6 +16,7 @@ from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 
+from access.middleware import TEXT_MAX, USER_ID_MAX
 from access.permissions import IsExchangeUser, IsService, IsServiceOrExchangeUser
 
 
@@ -70,6 +71,14 @@ _CREDENTIALS: tuple[tuple[type[BasePermission], frozenset[str]], ...] = (
     (IsServiceOrExchangeUser, frozenset({ServiceTokenScheme.name, ExchangeUserScheme.name})),
 )
 
+# access.middleware's rule for every path segment and query value, as a pattern.
+TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+PATH_TEXT_PATTERN = "^[^/\\u0000-\\u001f\\u007f-\\u009f]*$"
+USER_ID_TEXT = (
+    "A user id: 1-64 printable characters (no control, format, private-use or unassigned"
+    " character, no separator but the space), not only spaces."
+)
+
 _ERRORS = {
     400: "A query value, path segment or body field is refused; `fields` names each.",
     401: "No credential, or one that is malformed, expired or revoked.",
@@ -96,6 +105,27 @@ class ApiSchema(AutoSchema):
                 allowed |= names
         return [auth for auth in auths if set(auth) <= allowed] if allowed else auths
 
+    def _get_parameters(self) -> list[dict[str, Any]]:
+        """Text parameters with the bounds access.middleware enforces, so that
+        what the schema admits the API takes: no control character, at most
+        TEXT_MAX characters; a user id is the contract's (format ``user-id``)."""
+        parameters: list[dict[str, Any]] = super()._get_parameters()
+        for parameter in parameters:
+            schema = parameter.get("schema", {})
+            if schema.get("type") != "string" or "enum" in schema or "pattern" in schema:
+                continue
+            in_path = parameter["in"] == "path"
+            if parameter["name"] == "user_id":
+                schema.update(format="user-id", minLength=1, maxLength=USER_ID_MAX)
+                parameter.setdefault("description", USER_ID_TEXT)
+                continue
+            schema.setdefault("maxLength", TEXT_MAX)
+            # A path segment cannot hold a slash: it would be two segments.
+            schema["pattern"] = PATH_TEXT_PATTERN if in_path else TEXT_PATTERN
+            if in_path:
+                schema.setdefault("minLength", 1)
+        return parameters
+
     def error_statuses(self) -> list[int]:
         """Every operation is authenticated, throttled and passes the request
         checks (access.middleware): 400, 401, 403, 429. A path parameter or a
@@ -118,3 +148,19 @@ class ApiSchema(AutoSchema):
                 responses[str(status)] = self._get_response_for_code(ErrorSerializer, str(status))
             responses[str(status)]["description"] = _ERRORS[status]
         return responses
+
+
+def closed_request_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """A request body takes the fields it declares and no other: a client
+    generated from the schema sends none, and a fuzzer derived from it
+    invents none (a stray field's text would still meet the body rules of
+    access.parsers). A user id in a body is the contract's, as in a
+    parameter. Split request components end in ``Request``."""
+    for name, schema in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and "properties" in schema:
+            schema.setdefault("additionalProperties", False)
+            user_id = schema["properties"].get("user_id")
+            if user_id is not None and user_id.get("type") == "string":
+                user_id.update(format="user-id", minLength=1, maxLength=USER_ID_MAX)
+                user_id.setdefault("description", USER_ID_TEXT)
+    return result

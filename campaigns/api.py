@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -16,8 +16,7 @@ from rest_framework.views import APIView
 
 from access.middleware import require_text, require_user_id
 from access.openapi import ErrorSerializer
-from access.permissions import IsExchangeUser, IsServiceOrExchangeUser, caller_user_id
-from access.principals import ExchangeUserPrincipal
+from access.permissions import IsExchangeUser, IsService, caller_user_id
 from campaigns import rules, selectors, services
 from campaigns.models import Campaign, CoverageDraw, Participant
 from config import clock
@@ -178,59 +177,63 @@ class CampaignDetailView(APIView):
         return Response(campaign_body(campaign, clock.now(), registered=registered))
 
 
+class EligibilitySerializer(serializers.Serializer):
+    campaign = serializers.CharField()
+    user_id = serializers.CharField()
+    eligible = serializers.BooleanField()
+    registered = serializers.BooleanField()
+    reasons = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(rules.REASON_MESSAGES)),
+        help_text="Every reason the user may not register; empty when eligible.",
+    )
+    messages = serializers.ListField(child=serializers.CharField())
+
+
+def _eligibility(campaign: Campaign, user_id: str) -> Response:
+    verdict = selectors.eligibility(campaign, user_id, clock.now())
+    return Response(
+        {
+            "campaign": campaign.slug,
+            "user_id": user_id,
+            "eligible": verdict.eligible,
+            "registered": verdict.registered,
+            "reasons": verdict.reasons,
+            "messages": [rules.REASON_MESSAGES[reason] for reason in verdict.reasons],
+        }
+    )
+
+
 class EligibilityView(APIView):
-    permission_classes = [IsServiceOrExchangeUser]
+    permission_classes = [IsExchangeUser]
+
+    @extend_schema(
+        operation_id="my_campaign_eligibility",
+        summary="May I register? Yes, or every reason why not",
+        responses={200: EligibilitySerializer},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        user_id = caller_user_id(request)
+        return _eligibility(_visible_campaign(slug, user_id), user_id)
+
+
+class UserEligibilityView(APIView):
+    """The same question asked by another service about any user: one
+    operation per credential, so each takes one."""
+
+    permission_classes = [IsService]
 
     @extend_schema(
         operation_id="campaign_eligibility",
         summary="May this user register? Yes, or every reason why not",
-        description=(
-            "A user asks about themselves (JWT). Another service asks about any user with a "
-            "service token and `?user_id=`. Reasons: `unknown_user`, `account_type`, "
-            "`not_invited`, `disqualified`, `registration_not_open`, `registration_closed`."
-        ),
-        parameters=[OpenApiParameter("user_id", str, description="Service tokens only.")],
-        responses={
-            200: inline_serializer(
-                "Eligibility",
-                {
-                    "campaign": serializers.CharField(),
-                    "user_id": serializers.CharField(),
-                    "eligible": serializers.BooleanField(),
-                    "registered": serializers.BooleanField(),
-                    "reasons": serializers.ListField(child=serializers.CharField()),
-                    "messages": serializers.ListField(child=serializers.CharField()),
-                },
-            )
-        },
+        responses={200: EligibilitySerializer},
     )
-    def get(self, request: Request, slug: str) -> Response:
-        if isinstance(request.user, ExchangeUserPrincipal):
-            user_id = request.user.user_id
-            if "user_id" in request.query_params and request.query_params["user_id"] != user_id:
-                raise ValidationError({"user_id": ["a user may only ask about themselves"]})
-            campaign = _visible_campaign(slug, user_id)
-        else:
-            user_id = request.query_params.get("user_id", "").strip()
-            if not user_id:
-                raise ValidationError({"user_id": ["required with a service token"]})
-            require_user_id("user_id", user_id)
-            require_text("slug", slug, max_length=SLUG_MAX)
-            found = Campaign.objects.filter(slug=slug).first()
-            if found is None:
-                raise Http404(f"no campaign {slug!r}")
-            campaign = found
-        verdict = selectors.eligibility(campaign, user_id, clock.now())
-        return Response(
-            {
-                "campaign": campaign.slug,
-                "user_id": user_id,
-                "eligible": verdict.eligible,
-                "registered": verdict.registered,
-                "reasons": verdict.reasons,
-                "messages": [rules.REASON_MESSAGES[reason] for reason in verdict.reasons],
-            }
-        )
+    def get(self, request: Request, slug: str, user_id: str) -> Response:
+        require_user_id("user_id", user_id)
+        require_text("slug", slug, max_length=SLUG_MAX)
+        campaign = Campaign.objects.filter(slug=slug).first()
+        if campaign is None:
+            raise Http404(f"no campaign {slug!r}")
+        return _eligibility(campaign, user_id)
 
 
 class RegistrationView(APIView):
@@ -359,6 +362,10 @@ class SpinView(APIView):
     def post(self, request: Request, slug: str) -> Response:
         user_id = caller_user_id(request)
         kind = request.data.get("kind") if isinstance(request.data, dict) else None
+        if isinstance(request.data, dict):
+            unknown = sorted(str(key) for key in request.data if key != "kind")
+            if unknown:
+                raise ValidationError({key: ["unknown field"] for key in unknown[:10]})
         if kind not in ("coverage", "daily"):
             raise ValidationError({"kind": ['must be "coverage" or "daily"']})
         campaign = _visible_campaign(slug, user_id)

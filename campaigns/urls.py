@@ -11,6 +11,11 @@ urlpatterns = [
         name="campaign-eligibility",
     ),
     path(
+        "campaigns/<slug:slug>/eligibility/<str:user_id>",
+        api.UserEligibilityView.as_view(),
+        name="campaign-user-eligibility",
+    ),
+    path(
         "campaigns/<slug:slug>/registration",
         api.RegistrationView.as_view(),
         name="campaign-registration",

@@ -212,6 +212,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "access.openapi.closed_request_bodies",
+    ],
+    # Django's slug converter as a pattern: a path the schema admits is routed.
+    "PATH_CONVERTER_OVERRIDES": {
+        "slug": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$", "maxLength": 80},
+    },
     # Choice sets that share a field name get a name of their own in generated clients.
     "ENUM_NAME_OVERRIDES": {
         "VoucherStatusEnum": ["active", "used", "expired", "voided"],

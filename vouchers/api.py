@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.middleware import require_text
+from access.openapi import PATH_TEXT_PATTERN
 from access.permissions import IsExchangeUser, IsService, caller_user_id
 from config import clock
 from ledger.money import format_amount
@@ -260,6 +261,18 @@ class OrderExplanationView(APIView):
             " that has not changed since, is final (`note` says why). `released` lists the"
             " order's earlier matches, replaced as its fills changed."
         ),
+        parameters=[
+            OpenApiParameter(
+                "order_id",
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": ORDER_ID_MAX,
+                    "pattern": PATH_TEXT_PATTERN,
+                },
+                OpenApiParameter.PATH,
+            )
+        ],
         responses={200: OrderExplanationSerializer},
     )
     def get(self, request: Request, order_id: str) -> Response:

@@ -51,12 +51,14 @@ def test_eligibility_for_the_user_and_for_a_service(campaign: Campaign, clock: C
     _, token = create_service_token(name="frontend-bff")
     service = APIClient()
     service.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    answer = service.get(f"{BASE}/winter/eligibility", {"user_id": "u_nobody"}).json()
+    answer = service.get(f"{BASE}/winter/eligibility/u_nobody").json()
     assert answer["reasons"] == ["unknown_user", "not_invited"]
-    assert service.get(f"{BASE}/winter/eligibility", {"user_id": "u_1"}).json()["eligible"] is True
-    missing = service.get(f"{BASE}/winter/eligibility")
-    assert missing.status_code == 400 and "user_id" in missing.json()["error"]["fields"]
-    assert _client("u_1").get(f"{BASE}/winter/eligibility", {"user_id": "u_2"}).status_code == 400
+    assert service.get(f"{BASE}/winter/eligibility/u_1").json()["eligible"] is True
+    # One credential per operation: each kind is sent to its own.
+    assert service.get(f"{BASE}/winter/eligibility").status_code == 403
+    assert _client("u_1").get(f"{BASE}/winter/eligibility/u_2").status_code == 403
+    bad = service.get(f"{BASE}/winter/eligibility/%20%20")
+    assert bad.status_code == 400 and "user_id" in bad.json()["error"]["fields"]
 
 
 def test_register_spin_and_progress(campaign: Campaign, clock: Clock) -> None:
