@@ -173,6 +173,12 @@ def serve(port: int, workers: int, *, listen: str, demo: bool, speed: int | None
     if problem:
         print(f"serve: {problem}", file=sys.stderr)
         return 2
+    if demo and listen not in (LOOPBACK, "localhost", "::1"):
+        print(
+            f"serve: listening on {listen}, beyond this machine: the demo runs with DEBUG on and"
+            " its admin password is printed below; do so only on a network you trust",
+            file=sys.stderr,
+        )
     runtime = embedded.use_runtime_dir(os.environ)
     if speed:
         _time_lapse_environment()

@@ -181,6 +181,7 @@ def test_a_second_start_adds_nothing_to_the_demo_world(
         second.wait_serving()
         # --listen 0.0.0.0: every address of the machine.
         assert _connects("127.0.0.2", second.port)
+        assert "serve: listening on 0.0.0.0, beyond this machine" in second.output()
         assert "as made on its first start" in second.output()
         assert "top-up demo:campaign:demo:USDT: already applied" in second.output()
         # The exchange has registered nobody again and trades: its events are stored.
