@@ -1,21 +1,20 @@
 """Referral endpoints for the exchange's other services (service token only):
 look up a user's referral code (or a code's owner), and read or set a user's
-community-partner status, as ``apply_config``'s ``community_partners`` does."""
+community-partner status, as ``apply_config``'s ``community_partners`` does.
+The user is named in the path, so each operation has one shape of request."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.authentication import ServiceTokenAuthentication
-from access.middleware import user_id_problem
-from access.openapi import ErrorSerializer
+from access.middleware import require_text, require_user_id
 from access.permissions import IsService
 from config import clock
 from referrals import selectors, services
@@ -23,46 +22,16 @@ from referrals.configuration import NOTE_MAX
 from referrals.models import CommunityPartner
 
 CODE_MAX = 16  # ReferralCode.code's column
-
-
-class UserIdField(serializers.CharField):
-    """A user id as the contract bounds it (1-64 printable characters)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_length", 64)
-        kwargs.setdefault("trim_whitespace", False)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> str:
-        value = super().to_internal_value(data)
-        problem = user_id_problem(value)
-        if problem is not None:
-            raise serializers.ValidationError(problem)
-        return value
+CODE_PATTERN = "^[A-Za-z0-9]+$"  # codes are letters and digits, matched in any case
 
 
 class ServiceView(APIView):
-    """Other services only: a user JWT is not a credential here (401)."""
+    """Other services only: a user JWT is answered 403, as everywhere."""
 
-    authentication_classes = [ServiceTokenAuthentication]
     permission_classes = [IsService]
 
 
 # --- referral codes -------------------------------------------------------------
-
-
-class CodeLookupSerializer(serializers.Serializer):
-    user_id = UserIdField(required=False, help_text="The user whose code is wanted...")
-    code = serializers.CharField(
-        required=False,
-        max_length=CODE_MAX,
-        help_text="... or the code whose owner is wanted (any case).",
-    )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if ("user_id" in attrs) == ("code" in attrs):
-            raise serializers.ValidationError({"user_id": ["give either user_id or code"]})
-        return attrs
 
 
 class ReferralCodeSerializer(serializers.Serializer):
@@ -71,41 +40,49 @@ class ReferralCodeSerializer(serializers.Serializer):
     link = serializers.CharField(help_text="REFERRAL_LINK_BASE followed by the code.")
 
 
-class ReferralCodeView(ServiceView):
+def _code_answer(user_id: str, code: str) -> Response:
+    return Response({"user_id": user_id, "code": code, "link": selectors.link(code)})
+
+
+class UserReferralCodeView(ServiceView):
     @extend_schema(
-        operation_id="referral_code_lookup",
-        summary="A user's referral code and link, or the owner of a code",
-        description=(
-            "Give `user_id` or `code` (codes match in any case). 404 when the user has no "
-            "code yet (their `user.registered` has not arrived) or no user holds the code."
-        ),
-        parameters=[CodeLookupSerializer],
-        responses={
-            200: ReferralCodeSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="No such code, or no code yet."),
-        },
+        operation_id="user_referral_code",
+        summary="A user's referral code and link",
+        description="404 while the user has no code (their `user.registered` has not arrived).",
+        responses={200: ReferralCodeSerializer},
     )
-    def get(self, request: Request) -> Response:
-        query = CodeLookupSerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        if "user_id" in query.validated_data:
-            user_id: str | None = query.validated_data["user_id"]
-            code = selectors.code_of(str(user_id))
-            if code is None:
-                raise Http404("this user has no referral code")
-        else:
-            code = str(query.validated_data["code"]).strip().upper()
-            user_id = selectors.user_of_code(code)
-            if user_id is None:
-                raise Http404("no user holds this referral code")
-        return Response({"user_id": user_id, "code": code, "link": selectors.link(code)})
+    def get(self, request: Request, user_id: str) -> Response:
+        require_user_id("user_id", user_id)
+        code = selectors.code_of(user_id)
+        if code is None:
+            raise Http404("this user has no referral code")
+        return _code_answer(user_id, code)
+
+
+class ReferralCodeOwnerView(ServiceView):
+    @extend_schema(
+        operation_id="referral_code_owner",
+        summary="The user who holds a referral code (codes match in any case)",
+        description="404 when no user holds the code.",
+        parameters=[
+            OpenApiParameter(
+                "code",
+                {"type": "string", "minLength": 1, "maxLength": CODE_MAX, "pattern": CODE_PATTERN},
+                OpenApiParameter.PATH,
+            )
+        ],
+        responses={200: ReferralCodeSerializer},
+    )
+    def get(self, request: Request, code: str) -> Response:
+        require_text("code", code, max_length=CODE_MAX)
+        code = code.strip().upper()
+        user_id = selectors.user_of_code(code)
+        if user_id is None:
+            raise Http404("no user holds this referral code")
+        return _code_answer(user_id, code)
 
 
 # --- community partners ---------------------------------------------------------
-
-
-class PartnerQuerySerializer(serializers.Serializer):
-    user_id = UserIdField()
 
 
 class PartnerSerializer(serializers.Serializer):
@@ -124,7 +101,6 @@ class PartnerChangeSerializer(PartnerSerializer):
 
 
 class PartnerUpdateSerializer(serializers.Serializer):
-    user_id = UserIdField()
     partner = serializers.BooleanField(help_text="true flags the user from now; false ends it.")
     note = serializers.CharField(
         required=False, allow_blank=True, max_length=NOTE_MAX, default="", help_text="Why."
@@ -146,13 +122,11 @@ class PartnerView(ServiceView):
         operation_id="community_partner",
         summary="Whether a user is a community partner now, since when and why",
         description="A user never flagged (or no longer) is `partner: false`.",
-        parameters=[PartnerQuerySerializer],
         responses={200: PartnerSerializer},
     )
-    def get(self, request: Request) -> Response:
-        query = PartnerQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        return Response(PartnerSerializer(_status(query.validated_data["user_id"])).data)
+    def get(self, request: Request, user_id: str) -> Response:
+        require_user_id("user_id", user_id)
+        return Response(PartnerSerializer(_status(user_id)).data)
 
     @extend_schema(
         operation_id="set_community_partner",
@@ -166,10 +140,10 @@ class PartnerView(ServiceView):
         request=PartnerUpdateSerializer,
         responses={200: PartnerChangeSerializer},
     )
-    def put(self, request: Request) -> Response:
+    def put(self, request: Request, user_id: str) -> Response:
+        require_user_id("user_id", user_id)
         body = PartnerUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        user_id = body.validated_data["user_id"]
         change = services.set_partner(
             user_id,
             partner=body.validated_data["partner"],

@@ -6,6 +6,19 @@ urlpatterns = [
     path("referrals/me", api.MyReferralView.as_view(), name="my-referral"),
     path("referrals/me/invitees", api.MyInviteesView.as_view(), name="my-invitees"),
     path("referrals/me/commissions", api.MyCommissionsView.as_view(), name="my-commissions"),
-    path("referrals/codes", service_api.ReferralCodeView.as_view(), name="referral-codes"),
-    path("referrals/partners", service_api.PartnerView.as_view(), name="community-partners"),
+    path(
+        "referrals/users/<str:user_id>/code",
+        service_api.UserReferralCodeView.as_view(),
+        name="user-referral-code",
+    ),
+    path(
+        "referrals/codes/<str:code>",
+        service_api.ReferralCodeOwnerView.as_view(),
+        name="referral-code-owner",
+    ),
+    path(
+        "referrals/partners/<str:user_id>",
+        service_api.PartnerView.as_view(),
+        name="community-partner",
+    ),
 ]

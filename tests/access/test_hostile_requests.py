@@ -56,6 +56,9 @@ ROUTES: dict[str, tuple[tuple[str, ...], str | None, str]] = {
     "api/v1/referrals/me": (("get",), None, "q"),
     "api/v1/referrals/me/invitees": (("get",), None, "q"),
     "api/v1/referrals/me/commissions": (("get",), None, "q"),
+    "api/v1/referrals/users/<str:user_id>/code": (("get",), "user_id", "q"),
+    "api/v1/referrals/codes/<str:code>": (("get",), "code", "q"),
+    "api/v1/referrals/partners/<str:user_id>": (("get", "put"), "user_id", "q"),
     "api/v1/earn": (("get",), None, "q"),
     "api/v1/earn/activation": (("post", "delete"), None, "q"),
     "api/v1/earn/interest": (("get",), None, "q"),
@@ -67,6 +70,7 @@ WELL_FORMED = {
     "order_id": "o-1",
     "voucher_id": "1",
     "user_id": "u_1",
+    "code": "ABCD1234",
 }
 
 CALLS = [(route, method) for route, (methods, _, _) in ROUTES.items() for method in methods]

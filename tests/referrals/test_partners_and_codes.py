@@ -22,6 +22,7 @@ from tests.ledger.conftest import user_jwt
 
 Clock = Callable[[str], None]
 CODES = "/api/v1/referrals/codes"
+USERS = "/api/v1/referrals/users"
 PARTNERS = "/api/v1/referrals/partners"
 
 
@@ -67,46 +68,46 @@ def test_a_service_looks_up_a_code_both_ways(world: None) -> None:
         "code": code,
         "link": f"{settings.REFERRAL_LINK_BASE}{code}",
     }
-    by_user = service.get(CODES, {"user_id": "r_1"})
+    by_user = service.get(f"{USERS}/r_1/code")
     assert (by_user.status_code, by_user.json()) == (200, expected)
     # Codes are matched in any case, as at registration.
-    by_code = service.get(CODES, {"code": code.lower()})
+    by_code = service.get(f"{CODES}/{code.lower()}")
     assert (by_code.status_code, by_code.json()) == (200, expected)
 
-    unknown_user = service.get(CODES, {"user_id": "u_nobody"})
+    unknown_user = service.get(f"{USERS}/u_nobody/code")
     assert (unknown_user.status_code, unknown_user.json()) == (
         404,
         {"error": {"code": "not_found", "message": "this user has no referral code"}},
     )
-    assert service.get(CODES, {"code": "NOSUCHCD"}).json()["error"]["message"] == (
+    assert service.get(f"{CODES}/NOSUCHCD").json()["error"]["message"] == (
         "no user holds this referral code"
     )
-    for query in ({}, {"user_id": "r_1", "code": code}):
-        refused = service.get(CODES, query)
-        assert refused.status_code == 400
-        assert refused.json()["error"]["fields"] == {"user_id": ["give either user_id or code"]}
+    too_long = service.get(f"{CODES}/{'A' * 17}")
+    assert too_long.status_code == 400
+    assert too_long.json()["error"]["fields"] == {"code": ["must be at most 16 characters, not 17"]}
 
 
 def test_only_a_service_token_is_a_credential_here(world: None) -> None:
     user = APIClient()
     user.credentials(HTTP_AUTHORIZATION=f"Bearer {user_jwt('r_1')}")
-    for path, query in ((CODES, {"user_id": "r_1"}), (PARTNERS, {"user_id": "r_1"})):
-        assert user.get(path, query).status_code == 401
-        assert APIClient().get(path, query).status_code == 401
-    put = user.put(PARTNERS, {"user_id": "r_1", "partner": True}, format="json")
-    assert put.status_code == 401
+    for path in (f"{USERS}/r_1/code", f"{CODES}/ABC", f"{PARTNERS}/r_1"):
+        # A user's JWT is a credential of the wrong kind; none at all is no credential.
+        assert user.get(path).status_code == 403
+        assert APIClient().get(path).status_code == 401
+    put = user.put(f"{PARTNERS}/r_1", {"partner": True}, format="json")
+    assert put.status_code == 403
     assert not CommunityPartner.objects.exists()
 
 
 def test_a_service_flags_and_unflags_a_partner_once_each(world: None, clock: Clock) -> None:
     service = _service()
-    before = service.get(PARTNERS, {"user_id": "r_1"})
+    before = service.get(f"{PARTNERS}/r_1")
     assert (before.status_code, before.json()) == (
         200,
         {"user_id": "r_1", "partner": False, "since": None, "note": ""},
     )
-    body = {"user_id": "r_1", "partner": True, "note": "Telegram community, OPS-77"}
-    flagged = service.put(PARTNERS, body, format="json")
+    body = {"partner": True, "note": "Telegram community, OPS-77"}
+    flagged = service.put(f"{PARTNERS}/r_1", body, format="json")
     assert (flagged.status_code, flagged.json()) == (
         200,
         {
@@ -118,7 +119,7 @@ def test_a_service_flags_and_unflags_a_partner_once_each(world: None, clock: Clo
         },
     )
     clock("2026-11-21T09:30:00Z")
-    again = service.put(PARTNERS, body, format="json").json()
+    again = service.put(f"{PARTNERS}/r_1", body, format="json").json()
     assert (again["changed"], again["since"]) == (False, "2026-11-21T09:00:00Z")
     # The partner rate now applies on the referrer's page: spot 60%, futures has none.
     me = APIClient()
@@ -130,12 +131,11 @@ def test_a_service_flags_and_unflags_a_partner_once_each(world: None, clock: Clo
     ]
 
     clock("2026-11-22T00:00:00Z")
-    ended = service.put(PARTNERS, {"user_id": "r_1", "partner": False}, format="json").json()
+    ended = service.put(f"{PARTNERS}/r_1", {"partner": False}, format="json").json()
     assert ended == {"user_id": "r_1", "partner": False, "since": None, "note": "", "changed": True}
     clock("2026-11-22T00:00:01Z")
     assert (
-        service.put(PARTNERS, {"user_id": "r_1", "partner": False}, format="json").json()["changed"]
-        is False
+        service.put(f"{PARTNERS}/r_1", {"partner": False}, format="json").json()["changed"] is False
     )
     # The flag keeps its row: a settlement of the 21st still sees the partner.
     assert list(CommunityPartner.objects.values_list("user_id", "since", "until")) == [
@@ -153,15 +153,14 @@ def test_a_service_flags_and_unflags_a_partner_once_each(world: None, clock: Clo
 
 def test_a_bad_partner_request_names_the_field(world: None) -> None:
     service = _service()
-    missing = service.put(PARTNERS, {"user_id": "r_1"}, format="json")
+    missing = service.put(f"{PARTNERS}/r_1", {}, format="json")
     assert missing.status_code == 400
     assert missing.json()["error"]["fields"] == {"partner": ["This field is required."]}
-    blank = service.get(PARTNERS, {"user_id": " "})
+    blank = service.get(f"{PARTNERS}/%20")
     assert blank.json()["error"]["fields"] == {"user_id": ["must not be blank"]}
-    long_note = {"user_id": "r_1", "partner": True, "note": "x" * 201}
-    assert set(service.put(PARTNERS, long_note, format="json").json()["error"]["fields"]) == {
-        "note"
-    }
+    long_note = {"partner": True, "note": "x" * 201}
+    answer = service.put(f"{PARTNERS}/r_1", long_note, format="json").json()
+    assert set(answer["error"]["fields"]) == {"note"}
     assert not CommunityPartner.objects.exists()
 
 
