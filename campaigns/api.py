@@ -361,13 +361,16 @@ class SpinView(APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         user_id = caller_user_id(request)
-        kind = request.data.get("kind") if isinstance(request.data, dict) else None
-        if isinstance(request.data, dict):
-            unknown = sorted(str(key) for key in request.data if key != "kind")
-            if unknown:
-                raise ValidationError({key: ["unknown field"] for key in unknown[:10]})
+        body = request.data if isinstance(request.data, dict) else {}
+        kind = body.get("kind")
+        errors: dict[str, list[str]] = {}
         if kind not in ("coverage", "daily"):
-            raise ValidationError({"kind": ['must be "coverage" or "daily"']})
+            errors["kind"] = ['must be "coverage" or "daily"']
+        # The body is declared closed (the schema): a field it does not name is refused.
+        for key in sorted(str(key) for key in body if key != "kind")[:10]:
+            errors[key] = ["unknown field"]
+        if errors:
+            raise ValidationError(errors)
         campaign = _visible_campaign(slug, user_id)
         outcome = services.spin(campaign, user_id, kind)
         if outcome.kind == "coverage":

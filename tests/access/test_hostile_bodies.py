@@ -363,7 +363,9 @@ def test_a_body_of_one_mib_is_read() -> None:
     assert len(body.encode()) == ONE_MIB
     response = _post(SPINS, "user", body)
     assert response.status_code == 400
-    assert response.json() == _invalid({"kind": ['must be "coverage" or "daily"']})
+    assert response.json() == _invalid(
+        {"kind": ['must be "coverage" or "daily"'], "pad": ["unknown field"]}
+    )
 
 
 def test_numbers_are_read_exactly_and_text_as_sent() -> None:

@@ -157,9 +157,6 @@ def _fits(page: Any, selector: str) -> bool:
     return True
 
 
-REDOC_BADGE = "https://cdn.redoc.ly/redoc/logo-mini.svg"
-
-
 def _offline(page: Any, base: str) -> list[str]:
     """Abort every request for a host other than the test server's; returns
     the list the refused URLs are added to."""
@@ -355,6 +352,6 @@ def test_the_api_docs_list_every_operation_offline(
     )
     assert sections == len(expected)
     page.screenshot(path=str(shots / "api-redoc.png"), full_page=False)
-    # Everything came from the test server. Redoc's "powered by" badge alone
-    # asks its CDN for a logo; refused, the page drops the image and works.
-    assert set(refused) <= {REDOC_BADGE}
+    # Everything came from the test server: Redoc's "powered by" badge, an image
+    # on its CDN, is held back by the page's own policy (templates/drf_spectacular).
+    assert refused == []
