@@ -372,7 +372,7 @@ class SpinView(APIView):
         if errors:
             raise ValidationError(errors)
         campaign = _visible_campaign(slug, user_id)
-        outcome = services.spin(campaign, user_id, kind)
+        outcome = services.spin(campaign, user_id, str(kind))
         if outcome.kind == "coverage":
             assert outcome.card_percent is not None
             return Response(
