@@ -195,3 +195,26 @@ class RequestInputMiddleware:
                 invalid_body(fields), status=400, json_dumps_params={"separators": (",", ":")}
             )
         return self.get_response(request)
+
+
+class ApiNotFoundMiddleware:
+    """A path under /api/ that no route matches is a 404 in the API's error
+    shape, never Django's HTML page: not the plain one, nor the debug page a
+    development server shows (DEBUG is on in the demo)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if (
+            response.status_code == 404
+            and request.path_info.startswith("/api/")
+            and "json" not in response.get("Content-Type", "")
+        ):
+            return JsonResponse(
+                {"error": {"code": "not_found", "message": "no such route"}},
+                status=404,
+                json_dumps_params={"separators": (",", ":")},
+            )
+        return response

@@ -79,6 +79,8 @@ MIDDLEWARE = [
     # Before anything reads the path or query: text no view may be handed
     # (NUL, control characters, bytes that are not UTF-8, oversized) is a 400.
     "access.middleware.RequestInputMiddleware",
+    # Outside the routing (and Django's debug page): an unrouted /api/ path is a JSON 404.
+    "access.middleware.ApiNotFoundMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files from the web process itself: no separate server.
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -1,7 +1,5 @@
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
-from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
@@ -31,20 +29,6 @@ class SwaggerPage(_AlwaysThePage, SpectacularSwaggerView):
 class RedocPage(_AlwaysThePage, SpectacularRedocView):
     """Redoc at /api/redoc/."""
 
-
-def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """A path that matches no route: under /api/ in the API's error shape
-    (docs/api.md), elsewhere Django's page. Django calls it when DEBUG is off."""
-    if request.path_info.startswith("/api/"):
-        return JsonResponse(
-            {"error": {"code": "not_found", "message": "no such route"}},
-            status=404,
-            json_dumps_params={"separators": (",", ":")},
-        )
-    return defaults.page_not_found(request, exception)
-
-
-handler404 = not_found
 
 urlpatterns = [
     path("", landing, name="landing"),

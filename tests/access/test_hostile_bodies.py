@@ -7,7 +7,8 @@ error shape, never a 500.
 - JSON bodies nested too deep, too large, with ``NaN``, an infinite number,
   NUL or a lone surrogate (access/parsers.py);
 - the API docs asked for JSON with a bad token (config/urls.py);
-- a path under /api/ that matches no route (config/urls.py, ``handler404``).
+- a path under /api/ that matches no route, DEBUG on or off
+  (``access.middleware.ApiNotFoundMiddleware``).
 """
 
 from __future__ import annotations
@@ -484,9 +485,12 @@ def test_the_schema_with_a_bad_token_asked_for_json_names_the_fault() -> None:
     ],
 )
 @pytest.mark.parametrize("caller", ["none", "user", "service"])
+@pytest.mark.parametrize("debug", [False, True])
 def test_a_path_under_api_that_matches_no_route_is_a_json_404(
-    method: str, path: str, caller: str
+    method: str, path: str, caller: str, debug: bool, settings: Any
 ) -> None:
+    # DEBUG on is how the demo runs: Django would answer its debug page.
+    settings.DEBUG = debug
     client = _user() if caller == "user" else _service() if caller == "service" else APIClient()
     response = client.generic(method.upper(), path)
     assert response.status_code == 404
