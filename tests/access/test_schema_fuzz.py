@@ -4,16 +4,23 @@ schema says: never a server error, only declared statuses, bodies of the
 declared shape and content type.
 
 Bounded for CI (``SCHEMA_FUZZ_EXAMPLES`` examples per operation and
-credential, default 60: about 2,600 requests in two minutes). A longer hunt
+credential, default 60: about 3,000 requests in two minutes). A longer hunt
 sets the variable higher. The world behind it has a running campaign the
 user is registered for, a voucher, Earn terms and a pending payout, so that
 generated requests reach past the 404s.
+
+Requests the schema admits (positive mode). Refusing what it does not admit
+is the hostile suites' part (tests/access/test_hostile_*.py,
+tests/ledger/test_hostile_*.py): the batch doors (events, grants) answer an
+element the schema would refuse as a ``rejected`` result in a 200, by design
+(one bad element never fails its batch), which a schema cannot state.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from decimal import Decimal
 
 import pytest
 import schemathesis
@@ -27,6 +34,7 @@ from access.services import create_service_token
 from campaigns import services as campaign_services
 from campaigns.models import Campaign
 from config import clock
+from ledger.bookkeeping import UserCredit, open_funding_account, post_user_credits
 from ledger.configuration import apply_config
 from ledger.ingestion import ingest
 from tests import events
@@ -40,10 +48,6 @@ USER = "u_fuzz"
 
 # The schema as the service serves it, fetched through the WSGI application.
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
-# Requests the schema admits (positive mode): each must be answered as the schema
-# says. Refusing what it does not admit is the hostile suites' part
-# (tests/access/test_hostile_*.py, tests/ledger/test_hostile_*.py), which know
-# the field-by-field answers a schema cannot state.
 schema.config.generation.update(
     modes=[GenerationMode.POSITIVE],
     allow_extra_parameters=False,
@@ -74,6 +78,14 @@ def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
                     "asset": "USDT",
                     "top_ups": [{"key": "fuzz-vouchers", "amount": "1000"}],
                 },
+                {
+                    "program": "earn",
+                    "asset": "USDT",
+                    "top_ups": [{"key": "fuzz-earn", "amount": "1000"}],
+                },
+            ],
+            "earn_terms": [
+                {"effective_from": "2026-11-01", "boosted_apr": "0.15", "base_apr": "0.03"}
             ],
             "campaigns": [
                 {
@@ -104,6 +116,20 @@ def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         source="test",
     )
     campaign_services.register(Campaign.objects.get(slug="fuzz"), USER)
+    # A credit: a payout instruction for the wallet, a line of the user's ledger.
+    post_user_credits(
+        [
+            UserCredit(
+                idempotency_key="fuzz-credit",
+                kind="earn.interest",
+                funding_account=open_funding_account(program="earn", asset="USDT"),
+                user_id=USER,
+                amount=Decimal("1.5"),
+                user_kind="spot",
+                cause={"day": "2026-11-04"},
+            )
+        ]
+    )
     _, token = create_service_token(name="fuzz")
     return {"user": f"Bearer {user_jwt(USER, minutes=60)}", "service": f"Bearer {token}"}
 
