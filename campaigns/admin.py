@@ -27,12 +27,12 @@ from campaigns.models import (
     SpinAllowance,
 )
 from config import clock
-from ledger.admin import ReadOnlyAdmin
+from ledger.admin import AmountsAdmin, ReadOnlyAdmin
 from ledger.money import for_people
 
 
 @admin.register(Campaign)
-class CampaignAdmin(AuditedAdmin):
+class CampaignAdmin(AmountsAdmin):
     list_display = (
         "slug",
         "title",
@@ -74,7 +74,7 @@ class CampaignAdmin(AuditedAdmin):
             f" coverage rebates drawn {for_people(budget.rebates_drawn, obj.asset)}"
         )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
+    def readonly_names(self, request: HttpRequest, obj: Campaign | None = None) -> Any:
         fields = list(self.readonly_fields)
         if obj is not None:
             fields.append("slug")

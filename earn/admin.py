@@ -13,7 +13,6 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from access.audit import AuditedAdmin
 from config import clock
 from earn import rules
 from earn.jobs import POOL_PROGRAM
@@ -26,7 +25,7 @@ from earn.models import (
     Snapshot,
     SnapshotRun,
 )
-from ledger.admin import ReadOnlyAdmin, amount_column
+from ledger.admin import AmountsAdmin, ReadOnlyAdmin, amount_column
 from ledger.models import Account, AccountKind
 from ledger.money import for_people
 
@@ -64,7 +63,7 @@ class EarnTermsForm(forms.ModelForm):
 
 
 @admin.register(EarnTerms)
-class EarnTermsAdmin(AuditedAdmin):
+class EarnTermsAdmin(AmountsAdmin):
     form = EarnTermsForm
     list_display = (
         "effective_from",
@@ -76,7 +75,7 @@ class EarnTermsAdmin(AuditedAdmin):
         "snapshot_times",
     )
 
-    def get_readonly_fields(self, request: HttpRequest, obj: EarnTerms | None = None) -> Any:
+    def readonly_names(self, request: HttpRequest, obj: EarnTerms | None = None) -> Any:
         # Terms in force are history: add new terms (a later day) instead.
         if obj is not None and obj.effective_from <= clock.today():
             return TERMS_FIELDS

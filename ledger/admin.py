@@ -67,7 +67,7 @@ def amount_column(
 _COLUMNS: dict[tuple[type[Any], str], Callable[[Any], str]] = {}
 
 
-def _shown(model_admin: ReadOnlyAdmin, name: Any) -> Any:
+def _shown(model_admin: admin.ModelAdmin[Any], name: Any) -> Any:
     """``name`` itself, or for a decimal field its column (one per field, so the
     admin matches a field listed twice as the same)."""
     model = model_admin.model
@@ -82,9 +82,46 @@ def _shown(model_admin: ReadOnlyAdmin, name: Any) -> Any:
     key = (model, name)
     if key not in _COLUMNS:
         _COLUMNS[key] = amount_column(
-            name, str(field.verbose_name), exact=name in model_admin.exact_fields
+            name, str(field.verbose_name), exact=name in getattr(model_admin, "exact_fields", ())
         )
     return _COLUMNS[key]
+
+
+class AmountInput(forms.NumberInput):
+    """A decimal input holding its value as written: "5000", not the column's
+    "5000.000000000000000000" (what is typed back is read exactly either way)."""
+
+    def format_value(self, value: Any) -> str | None:
+        if isinstance(value, Decimal) and value.is_finite():
+            return format_amount(value)
+        return super().format_value(value)
+
+
+# formfield_overrides of a screen (or inline) where ops type amounts.
+AMOUNT_INPUTS: dict[type[models.Field[Any, Any]], dict[str, Any]] = {
+    models.DecimalField: {"widget": AmountInput}
+}
+
+
+class AmountsAdmin(AuditedAdmin):
+    """A screen where ops enter settings: amounts typed without trailing zeros,
+    and those frozen read-only (rules once in force) read as people read them."""
+
+    formfield_overrides = AMOUNT_INPUTS
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [_shown(self, name) for name in self.readonly_names(request, obj)]
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A read-only amount is shown by its column, not its name: the form must
+        # still leave the field out.
+        names = [name for name in self.readonly_names(request, obj) if isinstance(name, str)]
+        return [*(super().get_exclude(request, obj) or ()), *names]
+
+    def readonly_names(self, request: HttpRequest, obj: Any = None) -> Any:
+        """The read-only fields by name: what a screen overrides (rules frozen
+        once in force) instead of ``get_readonly_fields``."""
+        return super().get_readonly_fields(request, obj)
 
 
 class ReadOnlyAdmin(AuditedAdmin):

@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 from access.audit import AuditedAdmin
 from config import clock
-from ledger.admin import ReadOnlyAdmin, amount_column
+from ledger.admin import AmountsAdmin, ReadOnlyAdmin, amount_column
 from ledger.money import for_people, format_amount
 from referrals.jobs import _settle_day
 from referrals.models import (
@@ -51,7 +51,7 @@ class CommunityPartnerAdmin(AuditedAdmin):
 
 
 @admin.register(ProgramTerms)
-class ProgramTermsAdmin(AuditedAdmin):
+class ProgramTermsAdmin(AmountsAdmin):
     list_display = (
         "program",
         "effective_from",
@@ -61,7 +61,7 @@ class ProgramTermsAdmin(AuditedAdmin):
     )
     list_filter = ("program",)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ProgramTerms | None = None) -> Any:
+    def readonly_names(self, request: HttpRequest, obj: ProgramTerms | None = None) -> Any:
         # Terms in force are history: add new terms instead of editing them.
         if obj is not None and obj.effective_from <= clock.now():
             return ("program", "effective_from", "validity_days", "tiers", "partner_rate")

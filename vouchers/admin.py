@@ -14,8 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from access.audit import AuditedAdmin
-from ledger.admin import ReadOnlyAdmin
+from ledger.admin import AMOUNT_INPUTS, AmountsAdmin, ReadOnlyAdmin
 from ledger.money import for_people
 from vouchers import selectors, services
 from vouchers.models import Consumption, Voucher, VoucherProgram, VoucherTemplate
@@ -23,12 +22,13 @@ from vouchers.models import Consumption, Voucher, VoucherProgram, VoucherTemplat
 
 class TemplateInline(admin.TabularInline):
     model = VoucherTemplate
+    formfield_overrides = AMOUNT_INPUTS
     extra = 0
     fields = ("code", "face_value", "validity_days", "valid_until", "min_closing_amount")
 
 
 @admin.register(VoucherProgram)
-class VoucherProgramAdmin(AuditedAdmin):
+class VoucherProgramAdmin(AmountsAdmin):
     list_display = ("slug", "title", "asset", "funding_program", "budget", "budget_alert_at")
     readonly_fields = ("budget", "budget_alert", "budget_alert_at")
     inlines = [TemplateInline]

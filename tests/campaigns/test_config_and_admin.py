@@ -176,3 +176,27 @@ def test_amounts_read_as_people_read_them_in_refusals_and_on_the_screens(
     participants = client.get("/admin/campaigns/participant/", {"q": "u_1"}).content
     assert _cell(participants, "valid_volume") == "12.5"
     assert _cell(client.get("/admin/campaigns/dailyspin/").content, "amount") == "7"
+
+
+def test_rule_amounts_are_typed_and_read_without_the_columns_trailing_zeros(
+    db: None, clock: Clock
+) -> None:
+    from tests.campaigns.conftest import make_campaign
+
+    campaign = make_campaign(volume_target=Decimal("5000"))
+    client = Client()
+    client.force_login(User.objects.create_superuser("root-1", password="a-long-password-1"))
+    page = f"/admin/campaigns/campaign/{campaign.pk}/change/"
+    # Before the start the rules are inputs, holding the amounts as written.
+    clock("2026-10-26T00:00:00Z")
+    editable = client.get(page).content.decode()
+    assert re.search(r'name="volume_target"[^>]*value="5000"', editable)
+    assert re.search(r'name="cap_per_order"[^>]*value="500"', editable)
+    assert "5000.000000000000000000" not in editable
+    # Once it runs they are frozen, and read as people read amounts.
+    clock("2026-11-02T00:00:00Z")
+    frozen = client.get(page).content.decode()
+    assert 'name="volume_target"' not in frozen
+    assert re.search(r'<div class="readonly">5,000</div>', frozen)
+    assert re.search(r'<div class="readonly">500</div>', frozen)
+    assert not re.search(r"\d\.\d{9,}", frozen)
