@@ -22,12 +22,7 @@ from ledger.ingestion import ingest
 from ledger.models import PayoutInstruction
 from ledger.parsers import EventBatchParser
 from ledger.payouts import acknowledge_payout, payout_message
-from ledger.serializers import AmountField
-
-
-class EventFieldErrorSerializer(serializers.Serializer):
-    field = serializers.CharField(help_text="Path of the offending field, e.g. `data.fee`.")
-    message = serializers.CharField()
+from ledger.serializers import AmountField, FieldErrorSerializer
 
 
 class IngestResponseSerializer(serializers.Serializer):
@@ -41,7 +36,7 @@ class IngestResponseSerializer(serializers.Serializer):
             "index": serializers.IntegerField(help_text="Position of the event in the request."),
             "event_id": serializers.CharField(allow_null=True),
             "status": serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"]),
-            "errors": EventFieldErrorSerializer(many=True, required=False),
+            "errors": FieldErrorSerializer(many=True, required=False),
             "reason": serializers.ChoiceField(
                 choices=["invalid", "conflict", "refused"],
                 required=False,

@@ -31,3 +31,10 @@ class AmountField(serializers.Field):
 
     def to_representation(self, value: Decimal) -> str:
         return format_amount(value)
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    """One fault of one element of a batch (an event, a grant), by its field."""
+
+    field = serializers.CharField(help_text="Path of the offending field, e.g. `data.fee`.")
+    message = serializers.CharField()

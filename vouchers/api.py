@@ -18,7 +18,7 @@ from access.openapi import PATH_TEXT_PATTERN
 from access.permissions import IsExchangeUser, IsService, caller_user_id
 from config import clock
 from ledger.money import format_amount
-from ledger.serializers import AmountField
+from ledger.serializers import AmountField, FieldErrorSerializer
 from vouchers import rules, selectors, services
 from vouchers.models import Voucher
 
@@ -82,11 +82,6 @@ class GrantBatchSerializer(serializers.Serializer):
     grants = serializers.ListField(
         child=GrantSerializer(), min_length=1, max_length=settings.MAX_EVENTS_PER_REQUEST
     )
-
-
-class FieldErrorSerializer(serializers.Serializer):
-    field = serializers.CharField()
-    message = serializers.CharField()
 
 
 class GrantReportSerializer(serializers.Serializer):

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 import psycopg
 import pytest
@@ -19,21 +17,12 @@ import redis
 from psycopg import sql
 
 from config import launch
+from tests.demo.servers import free_port, on
 
 ROOT = Path(__file__).resolve().parents[2]
 # A simulated day in 21.6 s: the demo's three-day campaign is over, drawn and
 # paid, with every program's next-day payouts, within about two minutes.
 SPEED = 4000
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _on(url: str, name: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
 
 
 def _drop(admin: str, *names: str) -> None:
@@ -53,11 +42,11 @@ def demo_database() -> Iterator[dict[str, str]]:
     name = f"rewards_demo_{os.getpid()}"
     lapse = name + launch.TIME_LAPSE_SUFFIX
     owner = os.environ.get("DATABASE_OWNER_URL") or os.environ["DATABASE_URL"]
-    admin = _on(owner, "postgres")
+    admin = on(owner, "postgres")
     _drop(admin, name, lapse)
-    urls = {"DATABASE_URL": _on(os.environ["DATABASE_URL"], name)}
+    urls = {"DATABASE_URL": on(os.environ["DATABASE_URL"], name)}
     if os.environ.get("DATABASE_OWNER_URL"):
-        urls["DATABASE_OWNER_URL"] = _on(owner, name)
+        urls["DATABASE_OWNER_URL"] = on(owner, name)
     yield urls
     _drop(admin, name, lapse)
 
@@ -84,7 +73,7 @@ def test_the_demo_moves_money_through_a_sound_ledger(
         "PAYOUT_STREAM": f"demo-test-{os.getpid()}.payouts",
     }
     env.pop("FROZEN_NOW", None)
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "demo.log"
     demo = subprocess.Popen(
         [sys.executable, "-m", "config.launch", "serve", "--port", str(port), "--workers", "1",
@@ -148,7 +137,7 @@ def test_the_demo_moves_money_through_a_sound_ledger(
     )
     # The real-time demo's database was never made: the time-lapse is apart.
     with psycopg.connect(
-        _on(env.get("DATABASE_OWNER_URL") or env["DATABASE_URL"], "postgres")
+        on(env.get("DATABASE_OWNER_URL") or env["DATABASE_URL"], "postgres")
     ) as conn:
         names = conn.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1",

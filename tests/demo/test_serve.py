@@ -12,13 +12,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from config import launch
+from tests.demo.servers import free_port, on
 
 ROOT = Path(__file__).resolve().parents[2]
 EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 - what --listen is tested with
@@ -33,16 +33,6 @@ INTERVAL_JOBS = {
     "refresh_spins",
     "void_unused_spins",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _on(url: str, name: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
 
 
 def _connects(host: str, port: int) -> bool:
@@ -68,7 +58,7 @@ def serve_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     HOME is an empty folder, to see what lands there."""
     name = f"rewards_serve_{os.getpid()}"
     owner = os.environ.get("DATABASE_OWNER_URL") or os.environ["DATABASE_URL"]
-    admin = _on(owner, "postgres")
+    admin = on(owner, "postgres")
     _drop(admin, name)
     home = tmp_path / "home"
     home.mkdir()
@@ -78,7 +68,7 @@ def serve_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         if key not in {"REDIS_URL", "CELERY_BROKER_URL", "FROZEN_NOW", "TIME_LAPSE"}
     }
     env.update(
-        DATABASE_URL=_on(os.environ["DATABASE_URL"], name),
+        DATABASE_URL=on(os.environ["DATABASE_URL"], name),
         DJANGO_SETTINGS_MODULE="config.settings",
         DJANGO_ENV="development",
         REWARDS_DATA_DIR=str(tmp_path / "data"),
@@ -86,14 +76,14 @@ def serve_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     )
     env.pop("REWARDS_LISTEN", None)
     if os.environ.get("DATABASE_OWNER_URL"):
-        env["DATABASE_OWNER_URL"] = _on(owner, name)
+        env["DATABASE_OWNER_URL"] = on(owner, name)
     yield env
     _drop(admin, name)
 
 
 class Started:
     def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "config.launch", "serve", "--port", str(self.port),
