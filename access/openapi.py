@@ -17,7 +17,7 @@ from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 
 from access.middleware import TEXT_MAX, USER_ID_MAX
-from access.permissions import IsExchangeUser, IsService, IsServiceOrExchangeUser
+from access.permissions import IsExchangeUser, IsService
 
 
 class ServiceTokenScheme(OpenApiAuthenticationExtension):
@@ -63,12 +63,11 @@ class ErrorSerializer(serializers.Serializer):
     )
 
 
-# Which credential each permission takes: the schema lists only those, though
+# Which credential each permission takes: the schema lists only that one, though
 # both authenticators run (the other kind is answered 403, naming the right one).
-_CREDENTIALS: tuple[tuple[type[BasePermission], frozenset[str]], ...] = (
-    (IsService, frozenset({ServiceTokenScheme.name})),
-    (IsExchangeUser, frozenset({ExchangeUserScheme.name})),
-    (IsServiceOrExchangeUser, frozenset({ServiceTokenScheme.name, ExchangeUserScheme.name})),
+_CREDENTIALS: tuple[tuple[type[BasePermission], str], ...] = (
+    (IsService, ServiceTokenScheme.name),
+    (IsExchangeUser, ExchangeUserScheme.name),
 )
 
 # access.middleware's rule for every path segment and query value, as a pattern.
@@ -99,10 +98,11 @@ class ApiSchema(AutoSchema):
     def get_auth(self) -> list[dict[str, list[str]]]:
         auths = super().get_auth()
         permissions = self.view.get_permissions()
-        allowed: set[str] = set()
-        for permission, names in _CREDENTIALS:
-            if any(isinstance(p, permission) for p in permissions):
-                allowed |= names
+        allowed = {
+            name
+            for permission, name in _CREDENTIALS
+            if any(isinstance(p, permission) for p in permissions)
+        }
         return [auth for auth in auths if set(auth) <= allowed] if allowed else auths
 
     def _get_parameters(self) -> list[dict[str, Any]]:

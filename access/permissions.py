@@ -32,12 +32,3 @@ def caller_user_id(request: Request) -> str:
     if not isinstance(user, ExchangeUserPrincipal):
         raise NotAuthenticated()
     return user.user_id
-
-
-class IsServiceOrExchangeUser(BasePermission):
-    """Endpoints a user asks about themselves and other services ask about a user."""
-
-    message = "this endpoint needs a user JWT or a service token"
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.user, ExchangeUserPrincipal | ServicePrincipal)
