@@ -83,6 +83,7 @@ _ERRORS = {
     401: "No credential, or one that is malformed, expired or revoked.",
     403: "The credential is of the other kind (user JWT / service token).",
     404: "No such resource for this caller (or a cursor that is not ours).",
+    406: "The Accept header admits no JSON: every answer is `application/json`.",
     409: "Refused by the product rules; `code` says which refusal.",
     413: "The body is larger than the endpoint takes.",
     415: "The body is not `application/json`.",
@@ -128,11 +129,12 @@ class ApiSchema(AutoSchema):
 
     def error_statuses(self) -> list[int]:
         """Every operation is authenticated, throttled and passes the request
-        checks (access.middleware): 400, 401, 403, 429. A path parameter or a
+        checks (access.middleware): 400, 401, 403, 429; it answers JSON only
+        (406 to an Accept header without it). A path parameter or a
         cursor can name nothing: 404. A write can be refused by the rules
         (409) and carries a body: 413, 415. A read the rules can refuse
         declares its 409 itself (``extend_schema(responses=...)``)."""
-        statuses = [400, 401, 403, 429]
+        statuses = [400, 401, 403, 406, 429]
         if "{" in self.path or self._get_paginator() is not None:
             statuses.append(404)
         if self.method not in ("GET", "HEAD", "OPTIONS"):

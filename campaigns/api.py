@@ -236,6 +236,11 @@ class UserEligibilityView(APIView):
         return _eligibility(campaign, user_id)
 
 
+class RegistrationSerializer(serializers.Serializer):
+    campaign = serializers.CharField()
+    registered_at = serializers.DateTimeField()
+
+
 class RegistrationView(APIView):
     permission_classes = [IsExchangeUser]
 
@@ -244,12 +249,7 @@ class RegistrationView(APIView):
         summary='"Register Now" (idempotent)',
         description="201 when registered now, 200 when already registered, 409 `not_eligible` with `fields.reasons`.",
         request=None,
-        responses={
-            201: inline_serializer(
-                "Registration",
-                {"campaign": serializers.CharField(), "registered_at": serializers.DateTimeField()},
-            )
-        },
+        responses={201: RegistrationSerializer, 200: RegistrationSerializer},
     )
     def post(self, request: Request, slug: str) -> Response:
         user_id = caller_user_id(request)
@@ -340,7 +340,7 @@ class SpinView(APIView):
             "`disqualified`, `budget_exhausted`."
         ),
         request=inline_serializer(
-            "SpinRequest", {"kind": serializers.ChoiceField(choices=["coverage", "daily"])}
+            "Spin", {"kind": serializers.ChoiceField(choices=["coverage", "daily"])}
         ),
         responses={
             200: inline_serializer(

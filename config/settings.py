@@ -180,6 +180,8 @@ REST_FRAMEWORK = {
     # Bodies are JSON only, bounded in size, depth and text (access/parsers.py);
     # the event door has its own parser (ledger/parsers.py).
     "DEFAULT_PARSER_CLASSES": ["access.parsers.ApiJSONParser"],
+    # Answers are JSON only: no browsable HTML API, in production or not.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "access.openapi.ApiSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 100,

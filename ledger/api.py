@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -180,7 +179,8 @@ class PayoutAckView(APIView):
         responses={200: PayoutAckSerializer},
     )
     def post(self, request: Request, payout_id: int) -> Response:
-        get_object_or_404(PayoutInstruction, pk=payout_id)
+        if not PayoutInstruction.objects.filter(pk=payout_id).exists():
+            raise NotFound(f"no payout instruction {payout_id}")
         payout = acknowledge_payout(payout_id=payout_id, by=str(request.user))
         return Response(
             {**payout_message(payout), "acked_at": payout.acked_at, "acked_by": payout.acked_by}
@@ -227,10 +227,10 @@ def _int_param(request: Request, name: str, *, default: int, minimum: int, maxim
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: [f"must be an integer, not {raw!r}"]}) from None
+    # ASCII digits only: int() would also take a fullwidth or an Arabic-Indic digit.
+    if not (raw.isascii() and raw.isdigit()):
+        raise ValidationError({name: [f"must be an integer, not {raw!r}"]})
+    value = int(raw)
     if not minimum <= value <= maximum:
         raise ValidationError({name: [f"must be between {minimum} and {maximum}"]})
     return value

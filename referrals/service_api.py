@@ -75,6 +75,9 @@ class ReferralCodeOwnerView(ServiceView):
     )
     def get(self, request: Request, code: str) -> Response:
         require_text("code", code, max_length=CODE_MAX)
+        # Codes are ASCII: upper-casing other text could fold it into one ("ß" -> "SS").
+        if not code.isascii():
+            raise Http404("no user holds this referral code")
         code = code.strip().upper()
         user_id = selectors.user_of_code(code)
         if user_id is None:

@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS
+from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS, for_people
 
 
 class AccountKind(models.TextChoices):
@@ -117,4 +117,4 @@ class Posting(models.Model):
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="posting_not_zero")]
 
     def __str__(self) -> str:
-        return f"{self.account_id} {self.amount} {self.asset}"
+        return f"{self.account_id} {for_people(self.amount, self.asset)}"

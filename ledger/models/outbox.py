@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS
+from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS, for_people
 
 
 class PayoutInstruction(models.Model):
@@ -55,4 +55,4 @@ class PayoutInstruction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount} {self.asset} -> {self.user_id}"
+        return f"{self.kind} {for_people(self.amount, self.asset)} -> {self.user_id}"

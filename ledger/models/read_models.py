@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.db import models
 
 from ledger.models.fields import exact_sum_field
-from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS
+from ledger.money import AMOUNT_DECIMALS, AMOUNT_DIGITS, for_people
 
 
 class ExchangeUser(models.Model):
@@ -90,7 +90,7 @@ class HoldingState(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.amount} {self.asset} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.user_id} {for_people(self.amount, self.asset)} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
 
 
 class ClosedOrder(models.Model):
