@@ -113,13 +113,18 @@ class ApiSchema(AutoSchema):
         parameters: list[dict[str, Any]] = super()._get_parameters()
         for parameter in parameters:
             schema = parameter.get("schema", {})
-            if schema.get("type") != "string" or "enum" in schema or "pattern" in schema:
-                continue
-            in_path = parameter["in"] == "path"
+            if schema.get("type") == "integer" and parameter["in"] == "path":
+                # Django's int converter takes digits only: "-1" routes nowhere.
+                schema.setdefault("minimum", 0)
             if parameter["name"] == "user_id":
+                # Last in its paths (Django's path converter): a "/" in it is its own.
+                schema.pop("pattern", None)
                 schema.update(format="user-id", minLength=1, maxLength=USER_ID_MAX)
                 parameter.setdefault("description", USER_ID_TEXT)
                 continue
+            if schema.get("type") != "string" or "enum" in schema or "pattern" in schema:
+                continue
+            in_path = parameter["in"] == "path"
             schema.setdefault("maxLength", TEXT_MAX)
             # A path segment cannot hold a slash: it would be two segments.
             schema["pattern"] = PATH_TEXT_PATTERN if in_path else TEXT_PATTERN

@@ -11,7 +11,7 @@ urlpatterns = [
         name="campaign-eligibility",
     ),
     path(
-        "campaigns/<slug:slug>/eligibility/<str:user_id>",
+        "campaigns/<slug:slug>/eligibility/<path:user_id>",
         api.UserEligibilityView.as_view(),
         name="campaign-user-eligibility",
     ),

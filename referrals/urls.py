@@ -7,7 +7,7 @@ urlpatterns = [
     path("referrals/me/invitees", api.MyInviteesView.as_view(), name="my-invitees"),
     path("referrals/me/commissions", api.MyCommissionsView.as_view(), name="my-commissions"),
     path(
-        "referrals/users/<str:user_id>/code",
+        "referrals/users/<path:user_id>",
         service_api.UserReferralCodeView.as_view(),
         name="user-referral-code",
     ),
@@ -17,7 +17,7 @@ urlpatterns = [
         name="referral-code-owner",
     ),
     path(
-        "referrals/partners/<str:user_id>",
+        "referrals/partners/<path:user_id>",
         service_api.PartnerView.as_view(),
         name="community-partner",
     ),

@@ -66,3 +66,14 @@ def test_text_that_folds_into_a_code_names_no_user() -> None:
     answer = _service().get(f"/api/v1/referrals/codes/{folded}")
     assert answer.status_code == 404
     assert answer.json()["error"]["message"] == "no user holds this referral code"
+
+
+@pytest.mark.parametrize("written", ["desk/7", "desk%2F7"])
+def test_a_user_id_holding_a_slash_is_named_last_in_a_path(written: str) -> None:
+    ingest([events.registered("desk/7")], source="test")
+    answer = _service().get(f"/api/v1/referrals/users/{written}")
+    assert answer.status_code == 200
+    assert answer.json()["user_id"] == "desk/7"
+    assert answer.json()["code"] == rules.referral_code("desk/7")
+    partner = _service().get(f"/api/v1/referrals/partners/{written}")
+    assert partner.json() == {"user_id": "desk/7", "partner": False, "since": None, "note": ""}

@@ -4,10 +4,13 @@ schema says: never a server error, only declared statuses, bodies of the
 declared shape and content type.
 
 Bounded for CI (``SCHEMA_FUZZ_EXAMPLES`` examples per operation and
-credential, default 60: about 3,000 requests in two minutes). A longer hunt
+credential, default 60: about 3,400 requests in two minutes). A longer hunt
 sets the variable higher. The world behind it has a running campaign the
-user is registered for, a voucher, Earn terms and a pending payout, so that
-generated requests reach past the 404s.
+user is registered for, a voucher, a closed order, Earn terms and a pending
+payout; every other call names them in its path, so that calls reach past the
+404 of a generated name. After the module, each operation must have been
+answered a success with its own credential (or, where the world's state
+refuses it, the rules' 409) and only 403 with the other.
 
 Requests the schema admits (positive mode). Refusing what it does not admit
 is the hostile suites' part (tests/access/test_hostile_*.py,
@@ -19,7 +22,11 @@ element the schema would refuse as a ``rejected`` result in a 200, by design
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
@@ -28,6 +35,7 @@ from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.core.result import Ok
 
 from access.middleware import USER_ID_MAX, user_id_problem
 from access.services import create_service_token
@@ -37,8 +45,11 @@ from config import clock
 from ledger.bookkeeping import UserCredit, open_funding_account, post_user_credits
 from ledger.configuration import apply_config
 from ledger.ingestion import ingest
+from ledger.models import PayoutInstruction
+from referrals.models import ReferralCode
 from tests import events
 from tests.ledger.conftest import user_jwt
+from vouchers.models import Voucher
 
 pytestmark = [pytest.mark.heavy, pytest.mark.django_db(transaction=True)]
 
@@ -61,8 +72,21 @@ schemathesis.openapi.format(
 )
 
 
+@dataclass(frozen=True)
+class World:
+    credentials: dict[str, str]  # "user", "service": an Authorization header each
+    names: dict[str, str]  # a path parameter's name: what names the world's data
+
+
+# (method and path, credential): the statuses it was answered; checked at the end.
+ANSWERED: dict[tuple[str, str], set[int]] = defaultdict(set)
+# Reads that the world's own state refuses (409): the user has no spin left, and
+# the campaign is not drawn yet. Answering the refusal is reaching the rules.
+REFUSED_BY_THE_WORLD = {"POST /api/v1/campaigns/{slug}/spins", "GET /api/v1/campaigns/{slug}/draw"}
+
+
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def world(monkeypatch: pytest.MonkeyPatch) -> World:
     """Credentials of both kinds, and data for them to find."""
     monkeypatch.setattr(clock, "now", lambda: NOW)
     apply_config(
@@ -131,7 +155,17 @@ def world(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         ]
     )
     _, token = create_service_token(name="fuzz")
-    return {"user": f"Bearer {user_jwt(USER, minutes=60)}", "service": f"Bearer {token}"}
+    return World(
+        credentials={"user": f"Bearer {user_jwt(USER, minutes=60)}", "service": f"Bearer {token}"},
+        names={
+            "slug": "fuzz",
+            "user_id": USER,
+            "order_id": "o_fuzz",
+            "voucher_id": str(Voucher.objects.get(user_id=USER).pk),
+            "payout_id": str(PayoutInstruction.objects.get(user_id=USER).pk),
+            "code": str(ReferralCode.objects.get(user_id=USER).code),
+        },
+    )
 
 
 FUZZ = settings(
@@ -147,18 +181,52 @@ FUZZ = settings(
 @schema.parametrize()
 @FUZZ
 def test_every_operation_answers_a_user_jwt_as_its_schema_says(
-    case: schemathesis.Case, world: dict[str, str]
+    case: schemathesis.Case, world: World
 ) -> None:
-    _call(case, world["user"])
+    _call(case, world, "user")
 
 
 @schema.parametrize()
 @FUZZ
 def test_every_operation_answers_a_service_token_as_its_schema_says(
-    case: schemathesis.Case, world: dict[str, str]
+    case: schemathesis.Case, world: World
 ) -> None:
-    _call(case, world["service"])
+    _call(case, world, "service")
 
 
-def _call(case: schemathesis.Case, credential: str) -> None:
-    case.call_and_validate(headers={"Authorization": credential})
+_calls = itertools.count()
+
+
+def _call(case: schemathesis.Case, world: World, credential: str) -> None:
+    # Every other call names the world's data in its path, so that it reaches
+    # past the 404 of a generated name to the answers behind it.
+    if next(_calls) % 2 and case.path_parameters:
+        for name in case.path_parameters:
+            case.path_parameters[name] = world.names[name]
+    response = case.call_and_validate(headers={"Authorization": world.credentials[credential]})
+    operation = f"{case.operation.method.upper()} {case.operation.path}"
+    ANSWERED[(operation, credential)].add(response.status_code)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _every_operation_reached_its_answers() -> Iterator[None]:
+    """After the module: each operation that ran was answered a success with
+    its own credential (or, where the world's state refuses it, the rules'
+    409), and a 403 with the other."""
+    yield
+    scheme = {"userJwt": "user", "serviceToken": "service"}
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
+        operation = result.ok()
+        name = f"{operation.method.upper()} {operation.path}"
+        [[own]] = [list(entry) for entry in operation.definition.raw["security"]]
+        for credential in ("user", "service"):
+            statuses = ANSWERED.get((name, credential))
+            if statuses is None:
+                continue  # not run (a subset of the module was selected)
+            if credential != scheme[own]:
+                assert statuses == {403}, f"{name} with a {credential} credential: {statuses}"
+            elif name in REFUSED_BY_THE_WORLD:
+                assert 409 in statuses, f"{name} never reached its rules: {statuses}"
+            else:
+                assert any(200 <= s < 300 for s in statuses), f"{name} never succeeded: {statuses}"

@@ -68,13 +68,13 @@ def test_a_service_looks_up_a_code_both_ways(world: None) -> None:
         "code": code,
         "link": f"{settings.REFERRAL_LINK_BASE}{code}",
     }
-    by_user = service.get(f"{USERS}/r_1/code")
+    by_user = service.get(f"{USERS}/r_1")
     assert (by_user.status_code, by_user.json()) == (200, expected)
     # Codes are matched in any case, as at registration.
     by_code = service.get(f"{CODES}/{code.lower()}")
     assert (by_code.status_code, by_code.json()) == (200, expected)
 
-    unknown_user = service.get(f"{USERS}/u_nobody/code")
+    unknown_user = service.get(f"{USERS}/u_nobody")
     assert (unknown_user.status_code, unknown_user.json()) == (
         404,
         {"error": {"code": "not_found", "message": "this user has no referral code"}},
@@ -90,7 +90,7 @@ def test_a_service_looks_up_a_code_both_ways(world: None) -> None:
 def test_only_a_service_token_is_a_credential_here(world: None) -> None:
     user = APIClient()
     user.credentials(HTTP_AUTHORIZATION=f"Bearer {user_jwt('r_1')}")
-    for path in (f"{USERS}/r_1/code", f"{CODES}/ABC", f"{PARTNERS}/r_1"):
+    for path in (f"{USERS}/r_1", f"{CODES}/ABC", f"{PARTNERS}/r_1"):
         # A user's JWT is a credential of the wrong kind; none at all is no credential.
         assert user.get(path).status_code == 403
         assert APIClient().get(path).status_code == 401
