@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.bodies import refuse_unknown_fields
 from access.pagination import NewestFirst
 from access.permissions import IsExchangeUser, IsService, caller_user_id
 from ledger import selectors
@@ -81,6 +82,7 @@ class EventBatchView(APIView):
         body = request.data
         if not isinstance(body, dict) or "events" not in body:
             raise ValidationError({"events": ["required: a list of events"]})
+        refuse_unknown_fields(body, ["events"])
         events = body["events"]
         if not isinstance(events, list) or not events:
             raise ValidationError({"events": ["must be a non-empty list of events"]})

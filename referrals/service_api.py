@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.bodies import ClosedSerializer, JsonBooleanField, JsonCharField
 from access.middleware import require_text, require_user_id
 from access.permissions import IsService
 from config import clock
@@ -103,9 +104,9 @@ class PartnerChangeSerializer(PartnerSerializer):
     )
 
 
-class PartnerUpdateSerializer(serializers.Serializer):
-    partner = serializers.BooleanField(help_text="true flags the user from now; false ends it.")
-    note = serializers.CharField(
+class PartnerUpdateSerializer(ClosedSerializer):
+    partner = JsonBooleanField(help_text="true flags the user from now; false ends it.")
+    note = JsonCharField(
         required=False, allow_blank=True, max_length=NOTE_MAX, default="", help_text="Why."
     )
 

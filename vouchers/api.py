@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.bodies import refuse_unknown_fields, unknown_fields
 from access.middleware import require_text
 from access.openapi import PATH_TEXT_PATTERN
 from access.permissions import IsExchangeUser, IsService, caller_user_id
@@ -69,6 +70,10 @@ class VoucherOrderSerializer(serializers.Serializer):
 
 class VoucherDetailSerializer(VoucherSerializer):
     orders = VoucherOrderSerializer(many=True, help_text="The orders that use it now.")
+
+
+# The fields of one grant; any other is refused in that grant's result.
+GRANT_FIELDS = ("idempotency_key", "user_id", "program", "template")
 
 
 class GrantSerializer(serializers.Serializer):
@@ -146,6 +151,7 @@ class GrantView(APIView):
     )
     def post(self, request: Request) -> Response:
         body = request.data
+        refuse_unknown_fields(body, ["grants"])
         grants = body.get("grants") if isinstance(body, dict) else None
         if not isinstance(grants, list) or not grants:
             raise ValidationError({"grants": ["required: a non-empty list of grants"]})
@@ -153,16 +159,9 @@ class GrantView(APIView):
             raise ValidationError(
                 {"grants": [f"at most {settings.MAX_EVENTS_PER_REQUEST} grants per request"]}
             )
-        parsed = [
-            services.Grant(
-                key=str(item.get("idempotency_key") or "") if isinstance(item, dict) else "",
-                user_id=str(item.get("user_id") or "") if isinstance(item, dict) else "",
-                program=str(item.get("program") or "") if isinstance(item, dict) else "",
-                template=str(item.get("template") or "") if isinstance(item, dict) else "",
-            )
-            for item in grants
-        ]
-        report = services.grant_vouchers(parsed, source=f"api:{request.user}")
+        report = services.grant_vouchers(
+            [_grant(item) for item in grants], source=f"api:{request.user}"
+        )
         return Response(
             {
                 "granted": report.granted,
@@ -171,6 +170,19 @@ class GrantView(APIView):
                 "results": report.results,
             }
         )
+
+
+def _grant(item: Any) -> services.Grant:
+    """One element of ``grants``, faults and all: the service refuses it alone."""
+    if not isinstance(item, dict):
+        return services.Grant(key="", user_id="", program="", template="")
+    return services.Grant(
+        key=str(item.get("idempotency_key") or ""),
+        user_id=str(item.get("user_id") or ""),
+        program=str(item.get("program") or ""),
+        template=str(item.get("template") or ""),
+        unknown=tuple(unknown_fields(item, GRANT_FIELDS)),
+    )
 
 
 class CouponCenterView(APIView):

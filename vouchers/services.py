@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from access.bodies import UNKNOWN
 from access.errors import DomainError
 from access.middleware import text_problem, user_id_problem
 from config import clock
@@ -101,6 +102,8 @@ class Grant:
     user_id: str
     program: str
     template: str
+    # Fields the request named beside these (the API's body is closed): each refuses it.
+    unknown: tuple[str, ...] = ()
 
 
 @dataclass
@@ -124,7 +127,7 @@ def grant_vouchers(grants: Iterable[Grant], *, source: str) -> GrantReport:
     index_of: dict[str, int] = {}
     for index, grant in enumerate(grants):
         template = templates.get((grant.program, grant.template))
-        errors = []
+        errors = [{"field": name, "message": UNKNOWN} for name in grant.unknown]
         # Both are stored as text and written to COPY: NUL or a lone surrogate
         # would fail there for the whole batch, so the grant is refused alone.
         key_problem = text_problem(grant.key, max_length=GRANT_KEY_MAX, min_length=1)

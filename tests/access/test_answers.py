@@ -1,5 +1,6 @@
 """Small promises of the API's contract (docs/api.md): JSON whatever the
-caller accepts, written 404 messages, ASCII integers, codes matched as codes."""
+caller accepts, written 404 messages, ASCII integers, codes matched as codes,
+user ids named as they are, closed bodies of JSON types."""
 
 from __future__ import annotations
 
@@ -77,3 +78,46 @@ def test_a_user_id_holding_a_slash_is_named_last_in_a_path(written: str) -> None
     assert answer.json()["code"] == rules.referral_code("desk/7")
     partner = _service().get(f"/api/v1/referrals/partners/{written}")
     assert partner.json() == {"user_id": "desk/7", "partner": False, "since": None, "note": ""}
+
+
+def test_a_body_names_only_its_declared_fields_with_their_json_types() -> None:
+    service = _service()
+    ingest([events.registered("u_9")], source="test")
+    typo = service.put(
+        "/api/v1/referrals/partners/u_9", {"partner": True, "notes": "x"}, format="json"
+    )
+    assert typo.status_code == 400
+    assert typo.json()["error"]["fields"] == {"notes": ["unknown field"]}
+    for partner, note in ((1, ""), ("true", ""), (True, 5)):
+        loose = service.put(
+            "/api/v1/referrals/partners/u_9", {"partner": partner, "note": note}, format="json"
+        )
+        assert loose.status_code == 400
+    assert service.put("/api/v1/referrals/partners/u_9", {"partner": "yes"}, format="json").json()[
+        "error"
+    ]["fields"] == {"partner": ["must be true or false"]}
+    assert service.put(
+        "/api/v1/referrals/partners/u_9", {"partner": True, "note": 5}, format="json"
+    ).json()["error"]["fields"] == {"note": ["must be a string"]}
+    envelope = service.post("/api/v1/events", {"events": [{}], "event": []}, format="json")
+    assert envelope.status_code == 400
+    assert envelope.json()["error"]["fields"] == {"event": ["unknown field"]}
+    grants = service.post(
+        "/api/v1/vouchers/grants",
+        {
+            "grants": [
+                {
+                    "idempotency_key": "k1",
+                    "user_id": "u_9",
+                    "program": "p",
+                    "template": "t",
+                    "face_value": "1000",
+                }
+            ]
+        },
+        format="json",
+    )
+    # One grant's fault is that grant's result, as every other fault of it.
+    [result] = grants.json()["results"]
+    assert result["status"] == "rejected"
+    assert {"field": "face_value", "message": "unknown field"} in result["errors"]

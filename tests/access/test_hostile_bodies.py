@@ -373,7 +373,7 @@ def test_numbers_are_read_exactly_and_text_as_sent() -> None:
     make_program()
     body = (
         '{"grants": [{"idempotency_key": 12345678901234567890123, "user_id": "ü 😀",'
-        ' "program": "welcome", "template": "fifty", "weight": 0.1}]}'
+        ' "program": "welcome", "template": "fifty"}]}'
     )
     response = _post(GRANTS, "service", body)
     assert response.status_code == 200
