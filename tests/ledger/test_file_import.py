@@ -29,7 +29,11 @@ def test_imports_a_file_and_ends_with_the_summary(tmp_path: Path) -> None:
     assert QuarantinedInput.objects.get().source == "file"
     again = io.StringIO()
     call_command("ingest_events", str(path), "--no-progress", stdout=again)
-    assert again.getvalue().strip() == "accepted=0 duplicate=13 rejected=1"
+    # Each rejected line is named on the terminal, by default too.
+    assert again.getvalue().strip().splitlines() == [
+        "line 15: (body): not valid JSON: Expecting value: line 1 column 11 (char 10)",
+        "accepted=0 duplicate=13 rejected=1",
+    ]
 
 
 def test_reads_standard_input(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,3 +47,22 @@ def test_reads_standard_input(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_file_is_a_clear_error() -> None:
     with pytest.raises(CommandError, match="no such file"):
         call_command("ingest_events", "/nonexistent/events.jsonl")
+
+
+def test_the_first_rejected_lines_are_named_and_the_rest_counted(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(f'{{"n": {n},\n' for n in range(25)))  # 25 broken lines
+    out, err = io.StringIO(), io.StringIO()
+    call_command("ingest_events", str(path), "--no-progress", stdout=out, stderr=err)
+    *named, summary = out.getvalue().strip().splitlines()
+    assert summary == "accepted=0 duplicate=0 rejected=25"
+    assert [line.split(": ")[:2] for line in named] == [
+        [f"line {n}", "(body)"] for n in range(1, 21)
+    ]
+    assert err.getvalue().strip() == (
+        "5 more rejected lines are in quarantine (the admin); -v lists them all,"
+        " --report PATH writes them to a file"
+    )
+    every = io.StringIO()
+    call_command("ingest_events", str(path), "--no-progress", "-v", "2", stdout=every)
+    assert len(every.getvalue().strip().splitlines()) == 26

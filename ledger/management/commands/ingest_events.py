@@ -25,6 +25,9 @@ CHUNK = 5000
 # the import stops; a rerun of the same file then finds the stored lines as
 # duplicates.
 RETRY_PAUSES = (1, 2, 4, 8, 16, 32)
+# Rejected lines printed without -v: enough to see what is wrong with a file,
+# not a screen of one fault repeated a million times.
+SHOWN_REJECTIONS = 20
 # Exit status when the import stopped on an outage (EX_TEMPFAIL: try again).
 EXIT_TEMPFAIL = 75
 
@@ -34,7 +37,8 @@ class Command(BaseCommand):
         "Import exchange events from a JSON Lines file (one event per line, '-' for stdin), "
         "through the same validation and dedupe as every door. Every line is accounted for: "
         "it ends with 'accepted=N duplicate=N rejected=N'; rejected lines are quarantined "
-        "(-v lists them, --report writes them as JSON Lines)."
+        f"and listed as 'line N: field: message' (the first {SHOWN_REJECTIONS}; -v lists them "
+        "all, --report writes them as JSON Lines)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -80,9 +84,10 @@ class Command(BaseCommand):
         sys.setswitchinterval(0.0005)
         previous: tuple[Future[PreparedBatch], list[int], int] | None = None
         last_line = 0
+        shown = 0
 
         def commit_previous() -> None:
-            nonlocal last_line
+            nonlocal last_line, shown
             assert previous is not None
             future, lines, size = previous
             report = _commit_waiting_out_outages(future.result(), lines, self.stderr)
@@ -94,7 +99,8 @@ class Command(BaseCommand):
                 if outcome.status != REJECTED:
                     continue
                 line = lines[outcome.index]
-                if verbose:
+                if verbose or shown < SHOWN_REJECTIONS:
+                    shown += 1
                     for error in outcome.errors:
                         self.stdout.write(f"line {line}: {error.field}: {error.message}")
                 if report_file is not None:
@@ -127,10 +133,10 @@ class Command(BaseCommand):
                 stream.close()
             if report_file is not None:
                 report_file.close()
-        if totals["rejected"] and not verbose and report_file is None:
+        if totals["rejected"] > shown:
             self.stderr.write(
-                f"{totals['rejected']} rejected lines are in quarantine (the admin);"
-                " -v or --report PATH lists them here"
+                f"{totals['rejected'] - shown} more rejected lines are in quarantine (the admin);"
+                " -v lists them all, --report PATH writes them to a file"
             )
         self.stdout.write(_summary(totals))
 
