@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -327,6 +327,18 @@ class MeView(APIView):
         )
 
 
+class CoverageSpinSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["coverage"])
+    card_percent = AmountField(help_text="The Coverage Card drawn, in percent.")
+
+
+class DailySpinSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["daily"])
+    number = serializers.IntegerField(help_text="Which of the user's daily spins.")
+    amount = AmountField(help_text="The prize, always won.")
+    asset = serializers.CharField()
+
+
 class SpinView(APIView):
     permission_classes = [IsExchangeUser]
     # A spin draws a prize: stricter than the user rate, so scripting it does not pay.
@@ -344,19 +356,10 @@ class SpinView(APIView):
             "Spin", {"kind": serializers.ChoiceField(choices=["coverage", "daily"])}
         ),
         responses={
-            200: inline_serializer(
-                "SpinResult",
-                {
-                    "kind": serializers.ChoiceField(choices=["coverage", "daily"]),
-                    "card_percent": AmountField(
-                        required=False, help_text="A coverage spin's card."
-                    ),
-                    "number": serializers.IntegerField(
-                        required=False, help_text="A daily spin's number."
-                    ),
-                    "amount": AmountField(required=False, help_text="A daily spin's prize."),
-                    "asset": serializers.CharField(required=False),
-                },
+            200: PolymorphicProxySerializer(
+                component_name="SpinResult",
+                serializers={"coverage": CoverageSpinSerializer, "daily": DailySpinSerializer},
+                resource_type_field_name="kind",
             )
         },
     )
