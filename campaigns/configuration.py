@@ -14,6 +14,7 @@ from typing import Any
 from campaigns import services
 from campaigns.models import Campaign
 from config import clock
+from ledger.config_log import record_config_rows
 from ledger.configuration import (
     ConfigError,
     FundingNeed,
@@ -129,3 +130,17 @@ def funding_needs(document: dict[str, Any]) -> Iterator[FundingNeed]:
 
 register_section("campaigns", apply_campaigns, order=200)
 register_funding_needs(funding_needs)
+
+# A campaign's settings are inputs of its decisions: every save is in the log.
+record_config_rows(
+    Campaign,
+    runtime=(
+        "spins_position",
+        "drawn_at",
+        "spins_voided_at",
+        "bonuses_issued_at",
+        "prizes_committed",
+        "budget_alert",
+        "budget_alert_at",
+    ),
+)

@@ -25,7 +25,12 @@ from campaigns import rules, selectors
 from campaigns.models import Campaign, DailySpin, Participant, SpinAllowance
 from config import clock
 from ledger.bookkeeping import open_funding_account
-from ledger.event_store import DomainEvent, append_domain_event, take_append_lock
+from ledger.event_store import (
+    DomainEvent,
+    append_domain_event,
+    append_domain_events,
+    take_append_lock,
+)
 from ledger.money import for_people
 
 logger = logging.getLogger(__name__)
@@ -150,6 +155,10 @@ def _cell(row: list[str], column: int) -> Iterator[str]:
             yield value
 
 
+# Invited users per ``campaign.invited`` event.
+INVITE_CHUNK = 5_000
+
+
 def invite(campaign: Campaign, user_ids: Iterable[str], *, source: str) -> int:
     """Add users to the invitation list (set-based: COPY, then one INSERT). Returns
     how many were new; inviting someone twice changes nothing."""
@@ -172,10 +181,28 @@ def invite(campaign: Campaign, user_ids: Iterable[str], *, source: str) -> int:
             INSERT INTO campaigns_invitation (campaign_id, user_id, invited_at, source)
             SELECT DISTINCT %s, user_id, %s, %s FROM invite_upload
             ON CONFLICT (campaign_id, user_id) DO NOTHING
+            RETURNING user_id
             """,
             [campaign.pk, now, source[:100]],
         )
-        return int(cursor.rowcount)
+        invited = sorted(user_id for (user_id,) in cursor.fetchall())
+        # The list decides who may register: it is in the log, in chunks
+        # named by their first user (replay invites each chunk again).
+        append_domain_events(
+            [
+                DomainEvent(
+                    event_id=f"campaign.invited:{campaign.slug}:{now.isoformat()}:{chunk[0]}",
+                    type="campaign.invited",
+                    occurred_at=now,
+                    data={"campaign": campaign.slug, "source": source[:100], "users": chunk},
+                )
+                for chunk in (
+                    invited[start : start + INVITE_CHUNK]
+                    for start in range(0, len(invited), INVITE_CHUNK)
+                )
+            ]
+        )
+        return len(invited)
 
 
 # --- registration ------------------------------------------------------------------

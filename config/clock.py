@@ -16,6 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 UTC = dt.UTC
 
@@ -28,7 +31,28 @@ def parse_instant(text: str) -> dt.datetime:
     return value.astimezone(UTC)
 
 
+# Set while one unit of work (a job run, a top-up) stamps everything it writes
+# with one instant: see :func:`pinned`.
+_pinned: ContextVar[dt.datetime | None] = ContextVar("clock_pinned", default=None)
+
+
+@contextmanager
+def pinned(at: dt.datetime) -> Iterator[None]:
+    """Make :func:`now` read ``at`` in this context: a job run's decisions are
+    all stamped with the instant the run started, never with the moments its
+    statements happened to execute, so the same run replayed from the log
+    (``replay``) writes the same rows and events, byte for byte."""
+    token = _pinned.set(at)
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
+
+
 def now() -> dt.datetime:
+    pinned_at = _pinned.get()
+    if pinned_at is not None:
+        return pinned_at
     frozen = os.environ.get("FROZEN_NOW")
     if frozen:
         return parse_instant(frozen)

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "earn",
     "monitoring",
     "support",
+    "replay",
     "demo",
 ]
 

@@ -10,6 +10,7 @@ from config import clock
 from earn import selectors, services
 from earn.jobs import POOL_PROGRAM
 from earn.models import Activation, EarnTerms
+from ledger.config_log import record_config_rows
 from ledger.configuration import (
     ConfigError,
     FundingNeed,
@@ -72,3 +73,6 @@ def funding_needs(document: dict[str, Any]) -> Iterator[FundingNeed]:
 
 register_section("earn_terms", apply_earn_terms, order=170)
 register_funding_needs(funding_needs)
+
+# The terms are inputs of every interest decision: every save is in the log.
+record_config_rows(EarnTerms)

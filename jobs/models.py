@@ -41,6 +41,11 @@ class JobRun(models.Model):
     backend_start = models.DateTimeField(
         null=True, blank=True, help_text="When that session started (tells a reused pid apart)."
     )
+    # The last event of the log committed when the run started: what the run
+    # could see. Replay runs the job again after exactly these events.
+    log_position = models.BigIntegerField(
+        null=True, blank=True, help_text="The log's last position when the run started."
+    )
 
     class Meta:
         ordering = ("-started_at", "-id")

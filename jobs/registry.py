@@ -39,6 +39,9 @@ class JobSpec:
     # A day job scheduled at instant T decides day T.date() + day_offset: the
     # default -1 settles yesterday once it is complete.
     day_offset: int = -1
+    # False for a job that only delivers what others decided (the payout
+    # relay): replay does not run it again.
+    decides: bool = True
 
     def scheduled_key(self, now: dt.datetime) -> dict[str, Any]:
         """The business key Beat passes when it fires at ``now``."""
@@ -58,12 +61,13 @@ def job(
     schedule: Schedule,
     description: str,
     day_offset: int = -1,
+    decides: bool = True,
 ) -> Callable[[JobFunction], JobFunction]:
     def register(func: JobFunction) -> JobFunction:
         existing = _REGISTRY.get(name)
         if existing is not None and existing.func.__qualname__ != func.__qualname__:
             raise ValueError(f"job {name!r} is declared twice")
-        _REGISTRY[name] = JobSpec(name, func, key, schedule, description, day_offset)
+        _REGISTRY[name] = JobSpec(name, func, key, schedule, description, day_offset, decides)
         return func
 
     return register

@@ -79,7 +79,7 @@ def run_job(
     """
     spec = get_job(name)
     key = business_key(spec, day=day, at=at)
-    backend_pid, backend_start = _session()
+    backend_pid, backend_start, log_position = _session()
     run = JobRun.objects.create(
         job=name,
         key=key,
@@ -89,21 +89,24 @@ def run_job(
         host=f"{socket.gethostname()}:{os.getpid()}",
         backend_pid=backend_pid,
         backend_start=backend_start,
+        log_position=log_position,
     )
     with job_context(f"{run.pk}:{name}:{key}"):
         sweep_abandoned(run)
         return _run_locked(spec, run, day=day, at=at)
 
 
-def _session() -> tuple[int, dt.datetime]:
-    """This connection's backend pid and start: the session that will hold the lock."""
+def _session() -> tuple[int, dt.datetime, int]:
+    """This connection's backend pid and start (the session that will hold the
+    lock), and the log's last committed position (what the run can see)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+            "SELECT pid, backend_start, (SELECT coalesce(max(position), 0) FROM ledger_event)"
+            " FROM pg_stat_activity WHERE pid = pg_backend_pid()"
         )
         row = cursor.fetchone()
     assert row is not None, "a session always sees itself in pg_stat_activity"
-    return int(row[0]), row[1]
+    return int(row[0]), row[1], int(row[2])
 
 
 # How a run is known to be abandoned. Its runner held the session advisory lock
@@ -190,7 +193,9 @@ def _run_locked(
         with run_recorder(run.job, run) as recorder:
             kwargs: dict[str, Any] = {"day": day} if spec.key == "day" else {"at": at}
             try:
-                counts = dict(spec.func(**kwargs) or {})
+                # Everything the run writes is stamped with its start instant.
+                with clock.pinned(run.started_at):
+                    counts = dict(spec.func(**kwargs) or {})
             except DomainError as refusal:
                 reason = f"refused ({getattr(refusal, 'code', DomainError.code)}): {refusal}"
                 exceptions = _save_exceptions(recorder)

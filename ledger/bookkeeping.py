@@ -543,7 +543,9 @@ def fund_account(
         raise ValueError(f"{account.code} is not a funding account")
     if amount <= 0:
         raise ValueError("a top-up must be > 0")
-    with transaction.atomic():
+    # One instant for the transaction and its event (replay performs the
+    # top-up again at the event's instant and must post the same rows).
+    with clock.pinned(clock.now()), transaction.atomic():
         posted = post_transaction(
             idempotency_key=f"funding:{idempotency_key}",
             kind="funding.top_up",

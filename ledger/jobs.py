@@ -13,6 +13,7 @@ from ledger import payouts
     key="instant",
     schedule=dt.timedelta(seconds=10),
     description="Relay new payout instructions (the outbox) to the payout Redis Stream.",
+    decides=False,
 )
 def publish_payouts(*, at: dt.datetime) -> dict[str, int]:
     """RULES.md section 5: every user credit is published as a payout instruction

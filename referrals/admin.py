@@ -15,6 +15,7 @@ from access.audit import AuditedAdmin
 from config import clock
 from ledger.admin import AmountsAdmin, ReadOnlyAdmin, amount_column
 from ledger.money import for_people, format_amount
+from referrals import services
 from referrals.jobs import _settle_day
 from referrals.models import (
     Commission,
@@ -46,8 +47,42 @@ class ReferralCodeAdmin(ReadOnlyAdmin):
 
 @admin.register(CommunityPartner)
 class CommunityPartnerAdmin(AuditedAdmin):
+    """Flags are set and ended only through ``services.set_partner``, which
+    records each change in the log (replay rebuilds them from there): a flag
+    is added here with its user and note, and ended with the action."""
+
     list_display = ("user_id", "since", "until", "note")
     search_fields = ("=user_id",)
+    actions = ("end_flags",)
+
+    def get_fields(self, request: HttpRequest, obj: CommunityPartner | None = None) -> Any:
+        return ("user_id", "note") if obj is None else ("user_id", "since", "until", "note")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: CommunityPartner | None = None) -> Any:
+        return () if obj is None else ("user_id", "since", "until", "note")
+
+    def save_model(
+        self, request: HttpRequest, obj: CommunityPartner, form: Any, change: bool
+    ) -> None:
+        if change:
+            return  # every field is read-only once flagged
+        services.set_partner(
+            obj.user_id, partner=True, by=request.user.get_username(), note=obj.note
+        )
+        flag = CommunityPartner.going_on(obj.user_id, clock.now()).order_by("-since").first()
+        assert flag is not None, "set_partner leaves an open flag"
+        obj.pk, obj.since, obj.until = flag.pk, flag.since, flag.until
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: CommunityPartner | None = None
+    ) -> bool:
+        return False  # a flag ends (its history stays): use the action
+
+    @admin.action(description="End the selected partner flags now", permissions=["change"])
+    def end_flags(self, request: HttpRequest, queryset: QuerySet[CommunityPartner]) -> None:
+        by = request.user.get_username()
+        for user_id in sorted(set(queryset.values_list("user_id", flat=True))):
+            services.set_partner(user_id, partner=False, by=by)
 
 
 @admin.register(ProgramTerms)

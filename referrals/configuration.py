@@ -8,6 +8,7 @@ from typing import Any
 
 from access.middleware import user_id_problem
 from config import clock
+from ledger.config_log import record_config_rows
 from ledger.configuration import (
     ConfigError,
     FundingNeed,
@@ -17,7 +18,7 @@ from ledger.configuration import (
 )
 from referrals import services
 from referrals.jobs import POOL_PROGRAM
-from referrals.models import Commission, CommissionStatus, Distribution, Relation
+from referrals.models import Commission, CommissionStatus, Distribution, ProgramTerms, Relation
 
 
 def apply_referral_programs(section: Any, by: str) -> list[str]:
@@ -118,3 +119,6 @@ def funding_needs(document: dict[str, Any]) -> Iterator[FundingNeed]:
 register_section("referral_programs", apply_referral_programs, order=160)
 register_section("community_partners", apply_community_partners, order=165)
 register_funding_needs(funding_needs)
+
+# The terms are inputs of every commission: every save is in the log.
+record_config_rows(ProgramTerms)

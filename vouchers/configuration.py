@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from config import clock
+from ledger.config_log import record_config_rows
 from ledger.configuration import (
     ConfigError,
     FundingNeed,
@@ -15,7 +16,7 @@ from ledger.configuration import (
     register_section,
 )
 from vouchers import services
-from vouchers.models import VoucherProgram
+from vouchers.models import VoucherProgram, VoucherTemplate
 
 
 def apply_voucher_programs(section: Any, by: str) -> list[str]:
@@ -90,3 +91,7 @@ def funding_needs(document: dict[str, Any]) -> Iterator[FundingNeed]:
 
 register_section("voucher_programs", apply_voucher_programs, order=150)
 register_funding_needs(funding_needs)
+
+# Programs and templates are inputs of grants and payouts: every save is in the log.
+record_config_rows(VoucherProgram, runtime=("budget_alert", "budget_alert_at"))
+record_config_rows(VoucherTemplate)

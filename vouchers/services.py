@@ -204,15 +204,16 @@ def grant_vouchers(grants: Iterable[Grant], *, source: str) -> GrantReport:
                     min_closing_amount, %s, expires_at, %s
                 FROM voucher_grant_upload
                 ON CONFLICT (grant_key) DO NOTHING
-                RETURNING id, grant_key, user_id, program_id, face_value, expires_at
+                RETURNING id, grant_key, user_id, program_id, template_id, face_value, expires_at
                 """,
                 [now, source[:120]],
             )
             created = cursor.fetchall()
         programs = dict(VoucherProgram.objects.values_list("pk", "slug"))
+        codes = {t.pk: t.code for t in templates.values()}
         created_keys = {}
         events = []
-        for voucher_id, key, user_id, program_id, face_value, expires in created:
+        for voucher_id, key, user_id, program_id, template_id, face_value, expires in created:
             created_keys[key] = voucher_id
             events.append(
                 DomainEvent(
@@ -223,6 +224,7 @@ def grant_vouchers(grants: Iterable[Grant], *, source: str) -> GrantReport:
                     data={
                         "voucher_id": voucher_id,
                         "program": programs[program_id],
+                        "template": codes[template_id],
                         "face_value": format_amount(face_value),
                         "expires_at": expires.isoformat(),
                         "source": source,

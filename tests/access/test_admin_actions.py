@@ -84,7 +84,7 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("earn.earnterms", "delete_selected"): OPERATORS,
     ("ledger.quarantinedinput", "replay"): OPERATORS,
     ("ledger.quarantinedinput", "discard"): OPERATORS,
-    ("referrals.communitypartner", "delete_selected"): OPERATORS,
+    ("referrals.communitypartner", "end_flags"): OPERATORS,
     ("referrals.programterms", "delete_selected"): OPERATORS,
     ("referrals.settlement", "rerun"): OPERATORS,
 }
@@ -368,10 +368,13 @@ CASES: dict[tuple[str, str], Case] = {
         before=("open", "", ""),
         after=lambda by: ("discarded", "discarded", by),
     ),
-    ("referrals.communitypartner", "delete_selected"): _deleted(
+    ("referrals.communitypartner", "end_flags"): Case(
         lambda: CommunityPartner.objects.create(
             user_id="r_1", since=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), note="test"
-        )
+        ),
+        lambda row: CommunityPartner.objects.get(pk=row.pk).until is not None,
+        before=False,
+        after=lambda by: True,
     ),
     ("referrals.programterms", "delete_selected"): _deleted(_future_program_terms),
     ("referrals.settlement", "rerun"): Case(

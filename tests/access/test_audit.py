@@ -26,10 +26,13 @@ def _audit() -> list[dict[str, object]]:
     ]
 
 
-def test_a_change_through_an_admin_form_is_an_event(operator_client: Client) -> None:
+def test_a_change_through_an_admin_form_is_an_event(
+    operator_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FROZEN_NOW", "2026-11-20T00:00:00Z")
     page = operator_client.post(
         "/admin/referrals/communitypartner/add/",
-        {"user_id": "u_7", "since_0": "2026-11-20", "since_1": "00:00:00", "note": "KOL"},
+        {"user_id": "u_7", "note": "KOL"},
     )
     assert page.status_code == 302
     [event] = _audit()
@@ -37,6 +40,9 @@ def test_a_change_through_an_admin_form_is_an_event(operator_client: Client) -> 
     assert event["action"] == "add"
     assert event["object"] == "referrals.communitypartner"
     assert event["object_repr"] == "u_7 partner since 2026-11-20"
+    # The flag itself is the service's change, with who made it.
+    flagged = Event.objects.get(type="referral.partner_flagged")
+    assert (flagged.user_id, flagged.data) == ("u_7", {"by": "ops-audit", "note": "KOL"})
 
 
 def test_an_admin_action_is_an_event_per_selected_object(operator_client: Client) -> None:

@@ -1,0 +1,3 @@
+from tests.support.conftest import clock
+
+__all__ = ["clock"]
