@@ -99,6 +99,9 @@ class BacktestAdmin(AuditedAdmin):
         # Shown, never edited: a backtest is a record of what was asked and found.
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
     def save_model(self, request: HttpRequest, obj: Backtest, form: Any, change: bool) -> None:
         if change:
             return

@@ -49,7 +49,7 @@ from ledger import projection
 from ledger.configuration import ConfigError, apply_config
 from ledger.event_store import take_append_lock
 from replay import backtest_report, scratch
-from replay.forecasts import Context, Refused, Rows, Window, budget_of, forecast_for
+from replay.forecasts import Context, Program, Refused, Rows, Window, budget_of, forecast_for
 from replay.rebuild import frozen_clock
 
 DEFAULT_STEP = dt.timedelta(hours=1)
@@ -135,7 +135,12 @@ def _copy(source: psycopg.Connection[Any], where: str, params: dict[str, Any]) -
 
 
 def _copy_before(source: psycopg.Connection[Any], start: dt.datetime) -> int:
-    row = source.execute("SELECT coalesce(max(position), 0) FROM ledger_event").fetchone()
+    # The last position holding such a fact (found through occurred_at's BRIN
+    # index): history inserted in time order is not read past it.
+    row = source.execute(
+        "SELECT coalesce(max(position), 0) FROM ledger_event WHERE occurred_at < %(start)s",
+        {"start": start},
+    ).fetchone()
     head = int(row[0]) if row else 0
     copied = 0
     for first in range(0, head, COPY_RANGE):
@@ -151,8 +156,9 @@ def _copy_before(source: psycopg.Connection[Any], start: dt.datetime) -> int:
 class _Beat:
     """Which of the program's jobs fire in (previous instant, t], as Beat would."""
 
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.specs = [get_job(name) for name in names]
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.specs = [get_job(name) for name in program.jobs]
         self.last: dict[str, dt.datetime] = {}
 
     def due(
@@ -160,6 +166,8 @@ class _Beat:
     ) -> list[tuple[JobSpec, dict[str, Any]]]:
         runs = []
         for spec in self.specs:
+            if not self.program.wants(spec.name, at):
+                continue
             if isinstance(spec.schedule, Daily):
                 for fire in _daily_fires(spec.schedule, previous, at):
                     runs.append((spec, spec.scheduled_key(fire)))
@@ -219,7 +227,7 @@ def run(
             except ConfigError as problem:
                 raise Refused(str(problem)) from None
             program = forecast.programs(placed, context)[0]
-        beat = _Beat(program.jobs)
+        beat = _Beat(program)
         previous: dt.datetime | None = None
         at = window.start
         while True:

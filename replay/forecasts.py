@@ -93,6 +93,11 @@ class Program(Protocol):
         """The last instant its jobs must run at (a campaign's draw is after its end)."""
         ...
 
+    def wants(self, job: str, at: dt.datetime) -> bool:
+        """Whether Beat's run of ``job`` at ``at`` can decide anything for this
+        program (a draw before the end cannot): the others are not run."""
+        ...
+
     def act(self, at: dt.datetime) -> None:
         """The users' assumed behaviour at a grid instant, after that instant's jobs."""
         ...
