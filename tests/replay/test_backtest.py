@@ -282,3 +282,18 @@ def test_a_draft_the_admin_cannot_backtest_is_refused_in_the_form(db: None) -> N
     assert response.status_code == 200
     assert "does not forecast the section" in response.content.decode()
     assert not Backtest.objects.exists()
+
+
+def test_operators_start_backtests_and_every_staff_role_reads_them(db: None) -> None:
+    from django.contrib.auth.models import Group
+
+    from access.roles import sync_staff_groups
+
+    sync_staff_groups()
+    for role, may_add in (("viewer", False), ("operator", True), ("finance", False)):
+        user = User.objects.create_user(f"bt-{role}", password="a-long-password-1", is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        client = Client()
+        client.force_login(user)
+        assert client.get("/admin/replay/backtest/").status_code == 200, role
+        assert client.get("/admin/replay/backtest/add/").status_code == (200 if may_add else 403)
