@@ -4,6 +4,9 @@ again by the jobs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import groupby
+
 from campaigns import services
 from campaigns.models import Campaign
 from replay import registry
@@ -14,17 +17,39 @@ def _campaign(event: RecordedEvent) -> Campaign:
     return Campaign.objects.get(slug=event.data["campaign"])
 
 
-def _register(batch: list[RecordedEvent]) -> None:
-    for event in batch:
-        services.register(_campaign(event), event.user_id)
+def _by_campaign(batch: list[RecordedEvent]) -> Iterator[tuple[Campaign, list[RecordedEvent]]]:
+    for slug, events in groupby(batch, key=lambda event: event.data["campaign"]):
+        yield Campaign.objects.get(slug=slug), list(events)
 
 
-def _spin(kind: str) -> registry.Apply:
-    def spin(batch: list[RecordedEvent]) -> None:
-        for event in batch:
-            services.spin(_campaign(event), event.user_id, kind)
+def _register(batch: list[RecordedEvent]) -> registry.Refusals:
+    # Registrations at one instant are decided together (one read of each
+    # kind, one append), as a thousand requests would decide them one by one.
+    refusals = []
+    for campaign, events in _by_campaign(batch):
+        _, refused = services.register_many(campaign, [event.user_id for event in events])
+        refusals += [
+            (event.event_id, "not eligible: " + ", ".join(refused[event.user_id]))
+            for event in events
+            if event.user_id in refused
+        ]
+    return refusals
 
-    return spin
+
+def _spin(batch: list[RecordedEvent]) -> registry.Refusals:
+    refusals = []
+    for campaign, events in _by_campaign(batch):
+        spins = [(event.user_id, _SPIN_KINDS[event.type]) for event in events]
+        outcomes = services.spin_many(campaign, spins)
+        refusals += [
+            (event.event_id, str(outcome))
+            for event, outcome in zip(events, outcomes, strict=True)
+            if isinstance(outcome, services.CampaignRefusal)
+        ]
+    return refusals
+
+
+_SPIN_KINDS = {"campaign.card_drawn": "coverage", "campaign.daily_prize_won": "daily"}
 
 
 def _invite(batch: list[RecordedEvent]) -> None:
@@ -32,9 +57,9 @@ def _invite(batch: list[RecordedEvent]) -> None:
         services.invite(_campaign(event), event.data["users"], source=event.data["source"])
 
 
-registry.action("campaign.registered", _register)
-registry.action("campaign.card_drawn", _spin("coverage"))
-registry.action("campaign.daily_prize_won", _spin("daily"))
+registry.action("campaign.registered", _register, batched=True)
+for spin_type in _SPIN_KINDS:
+    registry.action(spin_type, _spin, batched=True, group="campaign.spin")
 registry.action("campaign.invited", _invite)
 registry.decisions(
     "campaign.spins_voided",

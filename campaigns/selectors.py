@@ -23,7 +23,13 @@ from campaigns.models import (
     SpinAllowance,
 )
 from ledger.bookkeeping import funding_account_code
-from ledger.models import Account, ExchangeUser, LedgerTransaction, PayoutInstruction
+from ledger.models import (
+    Account,
+    ExchangeUser,
+    LedgerTransaction,
+    PayoutInstruction,
+    RiskMeasure,
+)
 from ledger.selectors import measure_since
 
 DISQUALIFY = "disqualify_campaigns"
@@ -37,6 +43,15 @@ def disqualified_since(user_id: str) -> dt.datetime | None:
     return measure_since(user_id, DISQUALIFY)
 
 
+def disqualified_users(user_ids: list[str]) -> set[str]:
+    """Those of the users excluded from campaigns (any time: the measure is final)."""
+    return set(
+        RiskMeasure.objects.filter(user_id__in=user_ids, measure=DISQUALIFY).values_list(
+            "user_id", flat=True
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Eligibility:
     eligible: bool
@@ -45,18 +60,40 @@ class Eligibility:
 
 
 def eligibility(campaign: Campaign, user_id: str, now: dt.datetime) -> Eligibility:
-    user = ExchangeUser.objects.filter(user_id=user_id).values_list("account_type", flat=True)
-    reasons = rules.ineligibility_reasons(
-        account_type=user.first(),
-        invitation_only=campaign.invitation_only,
-        invited=Invitation.objects.filter(campaign=campaign, user_id=user_id).exists(),
-        disqualified=disqualified_since(user_id) is not None,
-        registration_opens_at=campaign.registration_opens_at,
-        registration_closes_at=campaign.registration_closes_at,
-        now=now,
+    return eligibilities(campaign, [user_id], now)[user_id]
+
+
+def eligibilities(
+    campaign: Campaign, user_ids: list[str], now: dt.datetime
+) -> dict[str, Eligibility]:
+    """Each user's eligibility, in four reads whatever their number."""
+    types = dict(
+        ExchangeUser.objects.filter(user_id__in=user_ids).values_list("user_id", "account_type")
     )
-    registered = Participant.objects.filter(campaign=campaign, user_id=user_id).exists()
-    return Eligibility(not reasons, reasons, registered)
+    invited = set(
+        Invitation.objects.filter(campaign=campaign, user_id__in=user_ids).values_list(
+            "user_id", flat=True
+        )
+    )
+    disqualified = disqualified_users(user_ids)
+    registered = set(
+        Participant.objects.filter(campaign=campaign, user_id__in=user_ids).values_list(
+            "user_id", flat=True
+        )
+    )
+    verdicts = {}
+    for user_id in user_ids:
+        reasons = rules.ineligibility_reasons(
+            account_type=types.get(user_id),
+            invitation_only=campaign.invitation_only,
+            invited=user_id in invited,
+            disqualified=user_id in disqualified,
+            registration_opens_at=campaign.registration_opens_at,
+            registration_closes_at=campaign.registration_closes_at,
+            now=now,
+        )
+        verdicts[user_id] = Eligibility(not reasons, reasons, user_id in registered)
+    return verdicts
 
 
 def visible_campaigns(user_id: str) -> QuerySet[Campaign]:

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F
 
 from access.errors import DomainError
 from campaigns import rules, selectors
@@ -27,7 +27,6 @@ from config import clock
 from ledger.bookkeeping import open_funding_account
 from ledger.event_store import (
     DomainEvent,
-    append_domain_event,
     append_domain_events,
     take_append_lock,
 )
@@ -211,27 +210,49 @@ def invite(campaign: Campaign, user_ids: Iterable[str], *, source: str) -> int:
 def register(campaign: Campaign, user_id: str) -> tuple[Participant, bool]:
     """Register a user ("Register Now"). Idempotent: a registered user gets their
     registration back. An ineligible user is refused with every reason."""
-    now = clock.now()
     existing = Participant.objects.filter(campaign=campaign, user_id=user_id).first()
     if existing is not None:
         return existing, False
-    verdict = selectors.eligibility(campaign, user_id, now)
-    if not verdict.eligible:
+    _, refused = register_many(campaign, [user_id])
+    if user_id in refused:
+        reasons = refused[user_id]
         raise CampaignRefusal(
             "not_eligible",
-            "not eligible: " + "; ".join(rules.REASON_MESSAGES[r] for r in verdict.reasons),
-            reasons=verdict.reasons,
+            "not eligible: " + "; ".join(rules.REASON_MESSAGES[r] for r in reasons),
+            reasons=reasons,
         )
-    append_domain_event(
-        DomainEvent(
-            event_id=f"campaign.registered:{campaign.slug}:{user_id}",
-            type="campaign.registered",
-            occurred_at=now,
-            user_id=user_id,
-            data={"campaign": campaign.slug},
-        )
-    )
     return Participant.objects.get(campaign=campaign, user_id=user_id), True
+
+
+def register_many(
+    campaign: Campaign, user_ids: Iterable[str]
+) -> tuple[list[str], dict[str, list[str]]]:
+    """Register users now, each as :func:`register` would, in one append.
+    Returns those newly registered, and the refused with their reasons
+    (users registered already are neither)."""
+    now = clock.now()
+    users = list(dict.fromkeys(user_ids))
+    registered, refused = [], {}
+    for user_id, verdict in selectors.eligibilities(campaign, users, now).items():
+        if verdict.registered:
+            continue
+        if verdict.eligible:
+            registered.append(user_id)
+        else:
+            refused[user_id] = verdict.reasons
+    append_domain_events(
+        [
+            DomainEvent(
+                event_id=f"campaign.registered:{campaign.slug}:{user_id}",
+                type="campaign.registered",
+                occurred_at=now,
+                user_id=user_id,
+                data={"campaign": campaign.slug},
+            )
+            for user_id in registered
+        ]
+    )
+    return registered, refused
 
 
 # --- spins ---------------------------------------------------------------------------
@@ -250,118 +271,177 @@ def spin(campaign: Campaign, user_id: str, kind: str) -> SpinOutcome:
 
     The participant's row is locked for the whole spin, so parallel requests
     for one available spin give one win and clear refusals."""
-    if kind not in ("coverage", "daily"):
-        raise CampaignRefusal("invalid_kind", 'kind must be "coverage" or "daily"')
+    [outcome] = spin_many(campaign, [(user_id, kind)])
+    if isinstance(outcome, CampaignRefusal):
+        raise outcome
+    return outcome
+
+
+def spin_many(
+    campaign: Campaign, spins: list[tuple[str, str]]
+) -> list[SpinOutcome | CampaignRefusal]:
+    """The spins (user, ``coverage`` or ``daily``) one after the other, each
+    decided as :func:`spin` decides it, in one transaction and one append:
+    what each won, or why it was refused. A daily prize refused for the
+    budget raises the campaign's alert."""
+    for _, kind in spins:
+        if kind not in ("coverage", "daily"):
+            raise CampaignRefusal("invalid_kind", 'kind must be "coverage" or "daily"')
     now = clock.now()
-    try:
-        return _spin(campaign, user_id, kind, now)
-    except BudgetExhausted as refusal:
-        record_budget_alert(refusal.campaign_id, refusal.message)
-        raise
-
-
-def _spin(campaign: Campaign, user_id: str, kind: str, now: dt.datetime) -> SpinOutcome:
+    alerts: list[BudgetExhausted] = []
     with transaction.atomic():
         # The log's append lock before any row lock: ingestion takes it first and
         # then its projectors update these rows, so the other order deadlocks.
         take_append_lock()
-        participant = (
-            Participant.objects.select_for_update()
-            .filter(campaign=campaign, user_id=user_id)
-            .first()
-        )
-        if participant is None:
-            raise CampaignRefusal("not_registered", "register for the campaign first")
-        if now >= campaign.ends_at:
-            raise CampaignRefusal("campaign_ended", "the campaign has ended; unused spins are void")
-        if now < campaign.starts_at:
-            raise CampaignRefusal("campaign_not_started", "the campaign has not started")
-        if selectors.disqualified_since(user_id) is not None:
-            raise CampaignRefusal("disqualified", "the user is excluded from campaigns")
-        allowance = SpinAllowance.objects.filter(campaign=campaign, user_id=user_id).first()
+        users = sorted({user_id for user_id, _ in spins})
+        participants = {
+            p.user_id: p
+            for p in Participant.objects.select_for_update()
+            .filter(campaign=campaign, user_id__in=users)
+            .order_by("user_id")
+        }
+        allowances = {
+            a.user_id: a for a in SpinAllowance.objects.filter(campaign=campaign, user_id__in=users)
+        }
+        disqualified = selectors.disqualified_users(users)
+        spinner = _Spinner(campaign, now, allowances)
+        outcomes: list[SpinOutcome | CampaignRefusal] = []
+        for user_id, kind in spins:
+            participant = participants.get(user_id)
+            try:
+                if participant is None:
+                    raise CampaignRefusal("not_registered", "register for the campaign first")
+                if now >= campaign.ends_at:
+                    raise CampaignRefusal(
+                        "campaign_ended", "the campaign has ended; unused spins are void"
+                    )
+                if now < campaign.starts_at:
+                    raise CampaignRefusal("campaign_not_started", "the campaign has not started")
+                if user_id in disqualified:
+                    raise CampaignRefusal("disqualified", "the user is excluded from campaigns")
+                outcomes.append(spinner.spin(participant, kind))
+            except BudgetExhausted as exhausted:
+                alerts.append(exhausted)
+                outcomes.append(exhausted)
+            except CampaignRefusal as refusal:
+                outcomes.append(refusal)
+        spinner.commit()
+    for alert in alerts:
+        record_budget_alert(alert.campaign_id, str(alert))
+    return outcomes
+
+
+class _Spinner:
+    """The spins of one transaction: decided one after the other, written at once."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        now: dt.datetime,
+        allowances: dict[str, SpinAllowance],
+    ) -> None:
+        self.campaign, self.now, self.allowances = campaign, now, allowances
+        self.events: list[DomainEvent] = []
+        self.cards_drawn: dict[str, Decimal] = {}
+        self.used: dict[str, int] | None = None
+        self.prizes = Decimal(0)
+        self.available: Decimal | None = None
+        self.committed = Decimal(0)
+
+    def spin(self, participant: Participant, kind: str) -> SpinOutcome:
         if kind == "coverage":
-            return _spin_coverage(campaign, participant, allowance, now)
-        return _spin_daily(campaign, participant, allowance, now)
+            return self._coverage(participant)
+        return self._daily(participant)
 
+    def _coverage(self, participant: Participant) -> SpinOutcome:
+        campaign, user_id = self.campaign, participant.user_id
+        percent = self.cards_drawn.get(user_id, participant.card_percent)
+        if percent is not None:
+            raise CampaignRefusal(
+                "card_already_drawn", f"the card is final: {for_people(percent)}%"
+            )
+        allowance = self.allowances.get(user_id)
+        if allowance is None or allowance.coverage_granted_at is None:
+            raise CampaignRefusal(
+                "no_spin_available",
+                f"no coverage spin yet: reach {for_people(campaign.volume_target, campaign.asset)}"
+                " of valid volume (spins are refreshed every 5 minutes)",
+            )
+        percent = rules.card_for(
+            campaign.seed, campaign.slug, user_id, rules.parse_table(campaign.card_table, "percent")
+        )
+        self.cards_drawn[user_id] = percent
+        self.events.append(
+            DomainEvent(
+                event_id=f"campaign.card_drawn:{campaign.slug}:{user_id}",
+                type="campaign.card_drawn",
+                occurred_at=self.now,
+                user_id=user_id,
+                data={"campaign": campaign.slug, "percent": str(percent)},
+            )
+        )
+        return SpinOutcome("coverage", card_percent=percent)
 
-def _spin_coverage(
-    campaign: Campaign, participant: Participant, allowance: SpinAllowance | None, now: dt.datetime
-) -> SpinOutcome:
-    if participant.card_percent is not None:
-        raise CampaignRefusal(
-            "card_already_drawn", f"the card is final: {for_people(participant.card_percent)}%"
+    def _daily(self, participant: Participant) -> SpinOutcome:
+        campaign, user_id = self.campaign, participant.user_id
+        if self.used is None:
+            self.used = dict(
+                DailySpin.objects.filter(campaign=campaign, user_id__in=list(self.allowances))
+                .values("user_id")
+                .annotate(n=Count("id"))
+                .values_list("user_id", "n")
+            )
+        allowance = self.allowances.get(user_id)
+        earned = allowance.daily_earned if allowance else 0
+        used = self.used.get(user_id, 0)
+        if used >= earned:
+            raise CampaignRefusal(
+                "no_spin_available",
+                "no daily spin left: trade at least"
+                f" {for_people(campaign.daily_min_volume, campaign.asset)}"
+                " of valid volume on a day to earn one",
+            )
+        number = used + 1
+        amount = rules.daily_prize_for(
+            campaign.seed,
+            campaign.slug,
+            user_id,
+            number,
+            rules.parse_table(campaign.prize_table, "amount"),
         )
-    if allowance is None or allowance.coverage_granted_at is None:
-        raise CampaignRefusal(
-            "no_spin_available",
-            f"no coverage spin yet: reach {for_people(campaign.volume_target, campaign.asset)} of valid volume"
-            " (spins are refreshed every 5 minutes)",
+        if self.available is None:
+            # The campaign's row lock orders every prize against the funding.
+            locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+            account = selectors.funding_account(locked)
+            self.available = account.balance if account else Decimal(0)
+            self.committed = locked.prizes_committed
+        if self.committed + self.prizes + amount > self.available:
+            raise BudgetExhausted(
+                campaign.pk,
+                f"campaign {campaign.slug}: a daily prize of {for_people(amount, campaign.asset)}"
+                " would take prizes won to"
+                f" {for_people(self.committed + self.prizes + amount, campaign.asset)},"
+                f" above the funding of {for_people(self.available, campaign.asset)}",
+            )
+        self.prizes += amount
+        self.used[user_id] = number
+        self.events.append(
+            DomainEvent(
+                event_id=f"campaign.daily_prize_won:{campaign.slug}:{user_id}:{number}",
+                type="campaign.daily_prize_won",
+                occurred_at=self.now,
+                user_id=user_id,
+                data={"campaign": campaign.slug, "number": number, "amount": str(amount)},
+            )
         )
-    percent = rules.card_for(
-        campaign.seed,
-        campaign.slug,
-        participant.user_id,
-        rules.parse_table(campaign.card_table, "percent"),
-    )
-    append_domain_event(
-        DomainEvent(
-            event_id=f"campaign.card_drawn:{campaign.slug}:{participant.user_id}",
-            type="campaign.card_drawn",
-            occurred_at=now,
-            user_id=participant.user_id,
-            data={"campaign": campaign.slug, "percent": str(percent)},
-        )
-    )
-    return SpinOutcome("coverage", card_percent=percent)
+        return SpinOutcome("daily", number=number, amount=amount)
 
-
-def _spin_daily(
-    campaign: Campaign, participant: Participant, allowance: SpinAllowance | None, now: dt.datetime
-) -> SpinOutcome:
-    earned = allowance.daily_earned if allowance else 0
-    used = DailySpin.objects.filter(campaign=campaign, user_id=participant.user_id).count()
-    if used >= earned:
-        raise CampaignRefusal(
-            "no_spin_available",
-            f"no daily spin left: trade at least {for_people(campaign.daily_min_volume, campaign.asset)}"
-            " of valid volume on a day to earn one",
-        )
-    number = used + 1
-    amount = rules.daily_prize_for(
-        campaign.seed,
-        campaign.slug,
-        participant.user_id,
-        number,
-        rules.parse_table(campaign.prize_table, "amount"),
-    )
-    # The campaign's row lock orders every prize against the funding.
-    locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    account = selectors.funding_account(locked)
-    available = account.balance if account else Decimal(0)
-    if locked.prizes_committed + amount > available:
-        message = (
-            f"campaign {campaign.slug}: a daily prize of {for_people(amount, campaign.asset)}"
-            f" would take prizes won to {for_people(locked.prizes_committed + amount, campaign.asset)},"
-            f" above the funding of {for_people(available, campaign.asset)}"
-        )
-        raise_budget_alert(locked, message)
-    Campaign.objects.filter(pk=campaign.pk).update(prizes_committed=F("prizes_committed") + amount)
-    append_domain_event(
-        DomainEvent(
-            event_id=f"campaign.daily_prize_won:{campaign.slug}:{participant.user_id}:{number}",
-            type="campaign.daily_prize_won",
-            occurred_at=now,
-            user_id=participant.user_id,
-            data={"campaign": campaign.slug, "number": number, "amount": str(amount)},
-        )
-    )
-    return SpinOutcome("daily", number=number, amount=amount)
-
-
-def raise_budget_alert(campaign: Campaign, message: str) -> None:
-    """Refuse: never a partial payout. The caller records the alert once the
-    refused transaction has rolled back (see :func:`record_budget_alert`)."""
-    raise BudgetExhausted(campaign.pk, message)
+    def commit(self) -> None:
+        if self.prizes:
+            Campaign.objects.filter(pk=self.campaign.pk).update(
+                prizes_committed=F("prizes_committed") + self.prizes
+            )
+        append_domain_events(self.events)
 
 
 def record_budget_alert(campaign_id: int, message: str) -> None:

@@ -11,6 +11,7 @@ from django.apps import apps
 from ledger import config_log
 from ledger.bookkeeping import fund_account, open_funding_account
 from replay import registry
+from replay.rebuild import align_ids
 from replay.registry import RecordedEvent
 
 
@@ -29,6 +30,7 @@ def _fund(batch: list[RecordedEvent]) -> None:
         data = event.data
         asset = data["asset"]
         program = data["account"].removeprefix("funding:").removesuffix(f":{asset}")
+        align_ids("ledger_ledgertransaction", int(data["transaction_id"]))
         fund_account(
             account=open_funding_account(program=program, asset=asset),
             amount=Decimal(data["amount"]),

@@ -167,19 +167,61 @@ def copy_facts(source: psycopg.Connection[Any], after: int, upto: int) -> int:
     return copied
 
 
+_SEQUENCES_SQL = """
+SELECT s.relname, t.relname, a.attname
+FROM pg_class s
+JOIN pg_depend d ON d.objid = s.oid AND d.deptype IN ('a', 'i')
+JOIN pg_class t ON t.oid = d.refobjid
+JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+WHERE s.relkind = 'S' AND t.relname <> 'ledger_event'
+"""
+
+
+def align_sequences(source: psycopg.Connection[Any]) -> None:
+    """Start each table's ids where the source's start. Some of the product's
+    events name a row by its id (a funding's transaction, a voucher, a
+    consumption): a source whose numbering did not start at 1 (a database
+    emptied without restarting its sequences) would otherwise differ in
+    every one of them."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SEQUENCES_SQL)
+        for sequence, table, column in cursor.fetchall():
+            row = source.execute(
+                f'SELECT min("{column}") FROM "{table}"'  # noqa: S608 (catalogue names)
+            ).fetchone()
+            if row and row[0] and row[0] > 1:
+                cursor.execute("SELECT setval(%s, %s)", [sequence, row[0] - 1])
+
+
+def align_ids(table: str, first_id: int) -> None:
+    """Give the next row of ``table`` the id ``first_id`` the original gave it
+    (an event names it). Only ever moves the sequence forward."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)"  # noqa: S608
+            f" WHERE %s > (SELECT coalesce(max(id), 0) FROM {table})",
+            [table, first_id - 1, first_id - 1],
+        )
+
+
 def _grouped(events: Iterator[RecordedEvent]) -> Iterator[list[RecordedEvent]]:
-    """Consecutive events of one type, instant and source: one request's worth
-    (a grant of a thousand vouchers is replayed as one grant)."""
+    """Consecutive events of one group of types (registry.Handling.group),
+    instant and source: one request's worth (a grant of a thousand vouchers
+    is replayed as one grant)."""
     batch: list[RecordedEvent] = []
+    group = ""
     for event in events:
+        handling = registry.handling(event.type)
+        assert handling is not None
         if batch and (
-            event.type != batch[0].type
+            handling.group != group
             or event.occurred_at != batch[0].occurred_at
             or event.source != batch[0].source
             or len(batch) >= 5_000
         ):
             yield batch
             batch = []
+        group = handling.group
         batch.append(event)
     if batch:
         yield batch
@@ -195,6 +237,7 @@ def replay_log(source_url: str, *, progress: Progress | None = None) -> ReplayCo
         row = source.execute("SELECT coalesce(max(position), 0) FROM ledger_event").fetchone()
         counts.head = int(row[0]) if row else 0
         runs = recorded_runs(source)
+        align_sequences(source)
         applied = 0
         next_run = 0
 
@@ -240,12 +283,14 @@ def _apply(batch: list[RecordedEvent], counts: ReplayCounts) -> None:
             counts.records += len(batch)
         else:
             counts.actions += len(batch)
-        if handling.apply is not None:
+        if handling.apply is None:
+            return
+        for part in [batch] if handling.batched else [[event] for event in batch]:
             try:
                 with transaction.atomic():
-                    handling.apply(batch)
+                    counts.refused.extend(handling.apply(part) or [])
             except DomainError as refusal:
-                counts.refused.append((batch[0].event_id, str(refusal)))
+                counts.refused.append((part[0].event_id, str(refusal)))
 
 
 def _append_as_recorded(batch: list[RecordedEvent]) -> None:

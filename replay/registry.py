@@ -47,14 +47,20 @@ class RecordedEvent:
     source: str
 
 
-# Called with consecutive events of one type, instant and source (one request).
-Apply = Callable[[list[RecordedEvent]], None]
+# Called with one event, or with ``batched`` consecutive events of one type,
+# instant and source (one request: a grant of a thousand vouchers). A batched
+# apply returns the events it refused: (event id, why).
+Refusals = list[tuple[str, str]]
+Apply = Callable[[list[RecordedEvent]], Refusals | None]
 
 
 @dataclass(frozen=True)
 class Handling:
     kind: str  # "action", "record" or "decision"
     apply: Apply | None = None
+    batched: bool = False
+    # Types of one group are batched together (a coverage spin and daily spins).
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,20 +84,22 @@ def _add(event_type: str, handling: Handling) -> None:
     _HANDLING[event_type] = handling
 
 
-def action(event_type: str, apply: Apply) -> None:
-    """``apply`` performs the recorded request again, at its instant."""
-    _add(event_type, Handling("action", apply))
+def action(event_type: str, apply: Apply, *, batched: bool = False, group: str = "") -> None:
+    """``apply`` performs the recorded request again, at its instant: with each
+    event alone (each in its own transaction, as the request was), or with
+    ``batched`` runs of them (of one ``group`` of types, when given)."""
+    _add(event_type, Handling("action", apply, batched, group or event_type))
 
 
 def record(event_type: str, apply: Apply | None = None) -> None:
     """Appended as recorded; ``apply`` writes back what it holds."""
-    _add(event_type, Handling("record", apply))
+    _add(event_type, Handling("record", apply, group=event_type))
 
 
 def decisions(*event_types: str) -> None:
     """Appended by jobs: their reruns produce them again."""
     for event_type in event_types:
-        _add(event_type, Handling("decision"))
+        _add(event_type, Handling("decision", group=event_type))
 
 
 def compared(name: str, query: str, *, key_columns: int = 1) -> None:

@@ -72,6 +72,8 @@ def environment(database: str) -> dict[str, str]:
         env[name] = f"{os.environ.get(name, default)}.{database}"
     # The jobs run again by the thousand: their routine lines would bury the report.
     env["LOG_LEVEL"] = os.environ.get("REPLAY_LOG_LEVEL", "WARNING")
+    # DEBUG would keep the text of every statement of a long run in memory.
+    env["DJANGO_DEBUG"] = "false"
     env.pop("FROZEN_NOW", None)
     env.pop("TIME_LAPSE", None)
     return env

@@ -3,9 +3,8 @@ consumption, compensation, expiry and voids are decided again by the jobs."""
 
 from __future__ import annotations
 
-from django.db import connection
-
 from replay import registry
+from replay.rebuild import align_ids
 from replay.registry import RecordedEvent
 from vouchers import services
 from vouchers.matching import CHANGED
@@ -29,17 +28,6 @@ def _template(event: RecordedEvent) -> str:
     return codes[0]
 
 
-def _align_ids(first_id: int) -> None:
-    """Give the next voucher the id the grant gave it: consumptions and voids
-    name vouchers by id. Only ever moves the sequence forward."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT setval(pg_get_serial_sequence('vouchers_voucher', 'id'), %s)"
-            " WHERE %s > (SELECT coalesce(max(id), 0) FROM vouchers_voucher)",
-            [first_id - 1, first_id - 1],
-        )
-
-
 def _grant(batch: list[RecordedEvent]) -> None:
     # One grant request gave consecutive ids unless a key in it was taken
     # already: each run of consecutive ids is given again as one request.
@@ -54,7 +42,8 @@ def _grant(batch: list[RecordedEvent]) -> None:
 
 
 def _grant_run(run: list[RecordedEvent]) -> None:
-    _align_ids(int(run[0].data["voucher_id"]))
+    # Consumptions and voids name vouchers by id.
+    align_ids("vouchers_voucher", int(run[0].data["voucher_id"]))
     services.grant_vouchers(
         [
             services.Grant(
@@ -69,7 +58,7 @@ def _grant_run(run: list[RecordedEvent]) -> None:
     )
 
 
-registry.action("voucher.granted", _grant)
+registry.action("voucher.granted", _grant, batched=True)
 registry.decisions(CHANGED, "voucher.voided", "voucher.compensation_paid", "voucher.expired")
 
 registry.compared(
