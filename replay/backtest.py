@@ -101,8 +101,15 @@ def check(document: dict[str, Any], window: Window) -> None:
     """Refuse what cannot be backtested before any database is made."""
     if window.last_day < window.first_day:
         raise Refused("the window ends before it starts")
-    forecast_for(document)
+    forecast, section = forecast_for(document)
     budget_of(document)
+
+    def no_source(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        raise AssertionError("placing a draft on the window reads no database")
+
+    # A draft that cannot be placed on the window (no dates) is refused here,
+    # where the admin's form and the command can say why.
+    forecast.place(section, Context(window, "0" * 64, DEFAULT_STEP, no_source))
 
 
 # --- in the scratch database -------------------------------------------------------

@@ -241,6 +241,15 @@ def test_a_section_backtest_does_not_forecast_is_refused_before_anything_is_made
         call_command("backtest", str(draft), "--from", "2026-11-03", "--to", "2026-11-04")
 
 
+def test_a_draft_campaign_without_dates_is_refused_before_anything_is_made(
+    tmp_path: Path,
+) -> None:
+    draft = tmp_path / "undated.yaml"
+    draft.write_text("campaigns:\n  - slug: undated\n    title: Undated\n")
+    with pytest.raises(CommandError, match=r"campaigns\[0\]\.starts_at: required"):
+        call_command("backtest", str(draft), "--from", "2026-11-03", "--to", "2026-11-04")
+
+
 def test_ops_start_a_backtest_in_the_admin_and_its_page_shows_the_charts(
     clock: world.Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
