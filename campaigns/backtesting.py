@@ -6,11 +6,12 @@ forecast assumes them: every eligible user (the invited ones, or for an open
 campaign every futures trader of the window) registers when registration
 opens, and spins as soon as a spin is available (the coverage spin once
 granted, each daily spin the day it is earned), with the backtest's seed in
-place of the campaign's. Registration and spins are written set-based, as the
-same events the services append (``campaign.registered``,
-``campaign.card_drawn``), after the same checks: a forecast of 100,000 users
-cannot afford a service call per spin. Daily spins, a million in such a
-forecast, are recorded in the spins table alone (``_record_daily_spins``).
+place of the campaign's. Registration goes through ``services.register_many``
+(each user decided as a registration is); cards are drawn set-based, as the
+same ``campaign.card_drawn`` events a spin appends, after the same checks: a
+forecast of 100,000 users cannot afford a service call per spin. Daily
+spins, a million in such a forecast, are recorded in the spins table alone
+(``_record_daily_spins``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import F
 
-from campaigns import rules
-from campaigns.models import Campaign
+from campaigns import rules, services
+from campaigns.models import Campaign, Invitation
 from config import clock
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import for_people
@@ -121,44 +122,27 @@ class CampaignForecast:
         return found
 
     def _register_everyone(self, at: dt.datetime) -> None:
-        """Everyone services.register would accept now, in one statement."""
+        """Everyone who may register now does (services.register_many decides
+        each as a registration does): the invited, or every futures trader."""
         c = self.campaign
-        traders: list[str] = []
-        if not c.invitation_only:
-            traders = [
+        if c.invitation_only:
+            candidates = list(
+                Invitation.objects.filter(campaign=c)
+                .order_by("user_id")
+                .values_list("user_id", flat=True)
+            )
+        else:
+            candidates = [
                 user_id
                 for (user_id,) in self.context.source(
                     "SELECT DISTINCT user_id FROM ledger_event WHERE origin = 'exchange'"
                     " AND type = 'trade.filled' AND occurred_at >= %(start)s"
-                    " AND occurred_at < %(end)s AND data->>'market' = ANY(%(markets)s)",
+                    " AND occurred_at < %(end)s AND data->>'market' = ANY(%(markets)s)"
+                    " ORDER BY user_id",
                     {"start": c.starts_at, "end": c.ends_at, "markets": list(FUTURES)},
                 )
             ]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                SELECT u.user_id FROM ledger_exchangeuser u
-                WHERE u.account_type = 'main'
-                  AND (u.user_id = ANY(%(traders)s) OR EXISTS (
-                      SELECT 1 FROM campaigns_invitation i
-                      WHERE i.campaign_id = %(campaign)s AND i.user_id = u.user_id))
-                  AND NOT EXISTS (SELECT 1 FROM ledger_riskmeasure m
-                      WHERE m.user_id = u.user_id AND m.measure = 'disqualify_campaigns')
-                ORDER BY u.user_id
-                """,
-                {"traders": traders, "campaign": c.pk},
-            )
-            users = [user_id for (user_id,) in cursor.fetchall()]
-        _append(
-            DomainEvent(
-                event_id=f"campaign.registered:{c.slug}:{user_id}",
-                type="campaign.registered",
-                occurred_at=at,
-                user_id=user_id,
-                data={"campaign": c.slug},
-            )
-            for user_id in users
-        )
+        services.register_many(c, candidates)
 
     def _spin_everything(self, at: dt.datetime) -> None:
         """Every spin available now, used: only allowances refreshed since the
