@@ -5,8 +5,8 @@
 Set-up (not timed as a job): a campaign of 14 days; 100,000 users known,
 invited (CSV import, timed) and registered; the fills ingested through the
 ingestion pipeline in batches (all projections kept up to date); every user
-with a coverage spin draws their card and uses up to 3 daily spins (the same
-events the spin endpoint appends). Then each job runs as ``manage.py run_job``
+with a coverage spin draws their card and uses up to 3 daily spins (through
+the spin service, many at a time). Then each job runs as ``manage.py run_job``
 in a child process, timed, with its peak resident memory:
 
 - ``refresh_spins``, first over everything, then after 5 minutes of new
@@ -32,10 +32,10 @@ harness.setup()
 from django.db import connection  # noqa: E402
 
 from bench.workload import trade_fills  # noqa: E402
-from campaigns import rules, services  # noqa: E402
+from campaigns import services  # noqa: E402
 from campaigns.models import Participant, Reward, SpinAllowance  # noqa: E402
+from config import clock  # noqa: E402
 from ledger.bookkeeping import fund_account, open_funding_account  # noqa: E402
-from ledger.event_store import DomainEvent, append_domain_events  # noqa: E402
 from ledger.ingestion import ingest  # noqa: E402
 from ledger.models import PayoutInstruction  # noqa: E402
 
@@ -102,19 +102,10 @@ def main() -> None:
         "invitation CSV import", f"{invited:,} rows in {time.perf_counter() - invite_started:.2f} s"
     )
     registered_at = START - dt.timedelta(hours=1)
-    for part in chunks(users):
-        append_domain_events(
-            [
-                DomainEvent(
-                    f"campaign.registered:bench:{u}",
-                    "campaign.registered",
-                    registered_at,
-                    {"campaign": "bench"},
-                    user_id=u,
-                )
-                for u in part
-            ]
-        )
+    # Through the service, as the API registers them (many at a time).
+    with clock.pinned(registered_at):
+        for part in chunks(users):
+            services.register_many(campaign, part)
 
     fills = trade_fills(
         args.fills,
@@ -141,35 +132,16 @@ def main() -> None:
             "user_id", "coverage_granted_at", "daily_earned"
         )
     )
-    cards = rules.parse_table(campaign.card_table, "percent")
-    prizes = rules.parse_table(campaign.prize_table, "amount")
     spin_at = END - dt.timedelta(minutes=4)
     spins = []
     for user_id, coverage_at, daily in granted:
         if coverage_at is not None:
-            percent = rules.card_for(campaign.seed, "bench", user_id, cards)
-            spins.append(
-                DomainEvent(
-                    f"campaign.card_drawn:bench:{user_id}",
-                    "campaign.card_drawn",
-                    spin_at,
-                    {"campaign": "bench", "percent": str(percent)},
-                    user_id=user_id,
-                )
-            )
-        for number in range(1, min(daily, 3) + 1):
-            amount = rules.daily_prize_for(campaign.seed, "bench", user_id, number, prizes)
-            spins.append(
-                DomainEvent(
-                    f"campaign.daily_prize_won:bench:{user_id}:{number}",
-                    "campaign.daily_prize_won",
-                    spin_at,
-                    {"campaign": "bench", "number": number, "amount": str(amount)},
-                    user_id=user_id,
-                )
-            )
-    for part in chunks(spins):
-        append_domain_events(part)
+            spins.append((user_id, "coverage"))
+        spins += [(user_id, "daily")] * min(daily, 3)
+    # Through the service, as the spin endpoint decides them (many at a time).
+    with clock.pinned(spin_at):
+        for part in chunks(spins):
+            services.spin_many(campaign, part)
     holders = Participant.objects.filter(campaign=campaign, card_percent__isnull=False).count()
     harness.row(
         "participants with a card / daily prizes won", f"{holders:,} / {Reward.objects.count():,}"

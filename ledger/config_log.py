@@ -14,6 +14,7 @@ again (the event it came from is already in the log).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable
@@ -33,6 +34,17 @@ CONFIG_DELETED = "config.deleted"
 
 # Set while a recorded deletion is written back: it is not recorded again.
 _applying = ContextVar("config_log_applying", default=False)
+
+
+class _Exact(DjangoJSONEncoder):
+    """Django's encoder keeps milliseconds of a datetime; a settings row's
+    image keeps every microsecond the database holds."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, dt.datetime):
+            return o.isoformat()
+        return super().default(o)
+
 
 # model label -> the fields its jobs own (counters, job state, alerts): not settings.
 _RUNTIME: dict[str, frozenset[str]] = {}
@@ -56,7 +68,7 @@ def row_image(instance: models.Model) -> dict[str, Any]:
     label = instance._meta.label_lower
     fields = serializers.serialize("python", [instance])[0]["fields"]
     kept = {name: value for name, value in fields.items() if name not in _RUNTIME[label]}
-    return json.loads(json.dumps(kept, cls=DjangoJSONEncoder, sort_keys=True))
+    return json.loads(json.dumps(kept, cls=_Exact, sort_keys=True))
 
 
 def _record(sender: type[models.Model], instance: models.Model, raw: bool, **_: Any) -> None:
@@ -118,7 +130,7 @@ def apply_row(data: dict[str, Any]) -> models.Model:
         # Keep the runtime fields of the row as this database has them.
         current = serializers.serialize("python", [existing])[0]["fields"]
         for name in _RUNTIME[label]:
-            fields[name] = json.loads(json.dumps(current[name], cls=DjangoJSONEncoder))
+            fields[name] = json.loads(json.dumps(current[name], cls=_Exact))
     (restored,) = serializers.deserialize(
         "python", [{"model": label, "pk": data["pk"], "fields": fields}]
     )
