@@ -2,7 +2,8 @@
 
 - **viewer**: reads everything (support, auditors).
 - **operator**: runs programs: edits campaigns, vouchers, referral and Earn
-  settings, pauses schedules, replays or discards quarantined input.
+  settings, pauses schedules, replays or discards quarantined input, starts
+  backtests of drafts.
 - **finance**: reads everything and funds accounts (``ledger.fund_account``).
 
 Ledger facts (events, transactions, postings) are read-only for everyone:
@@ -14,7 +15,16 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
-PRODUCT_APPS = ("access", "ledger", "jobs", "campaigns", "vouchers", "referrals", "earn")
+PRODUCT_APPS = (
+    "access",
+    "ledger",
+    "jobs",
+    "campaigns",
+    "vouchers",
+    "referrals",
+    "earn",
+    "replay",
+)
 PROGRAM_APPS = ("campaigns", "vouchers", "referrals", "earn")
 SCHEDULE_APP = "django_celery_beat"
 
@@ -34,7 +44,8 @@ def role_permissions() -> dict[str, Q]:
         | Q(content_type__app_label__in=PROGRAM_APPS)
         | Q(content_type__app_label=SCHEDULE_APP, codename__startswith="change_")
         | Q(content_type__app_label="ledger", codename="change_quarantinedinput")
-        | Q(content_type__app_label="jobs", codename="change_jobrun"),
+        | Q(content_type__app_label="jobs", codename="change_jobrun")
+        | Q(content_type__app_label="replay", codename="add_backtest"),
         FINANCE: _view_all() | Q(content_type__app_label="ledger", codename="fund_account"),
     }
 

@@ -95,22 +95,6 @@ class BacktestAdmin(AuditedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Backtest | None = None) -> Any:
         return self.readonly if obj else ()
 
-    # Until access/roles.py names the replay app, the roles are borrowed: whoever
-    # reads the ledger reads backtests, whoever may add a campaign (operators)
-    # starts one. A superuser has every permission anyway.
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self.has_view_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_view_permission(request, obj) or request.user.has_perm(
-            "ledger.view_event"
-        )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return super().has_add_permission(request) or request.user.has_perm(
-            "campaigns.add_campaign"
-        )
-
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Shown, never edited: a backtest is a record of what was asked and found.
         return False
