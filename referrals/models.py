@@ -95,6 +95,15 @@ class CommunityPartner(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["user_id"], name="partner_user")]
+        constraints = [
+            # set_partner serialises changes per user; the database makes sure
+            # no writer, however it got there, opens a second flag.
+            models.UniqueConstraint(
+                fields=["user_id"],
+                condition=models.Q(until__isnull=True),
+                name="partner_one_open_flag",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id} partner since {self.since:%Y-%m-%d}"

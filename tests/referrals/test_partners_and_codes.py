@@ -5,6 +5,7 @@ service token."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 
 import pytest
@@ -220,3 +221,50 @@ def test_a_bad_partners_section_names_the_field_and_changes_nothing(
     with pytest.raises(ConfigError, match=message):
         apply_config(yaml.safe_load(text), by="config:ops")
     assert not CommunityPartner.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_writers_cannot_open_two_flags_for_one_user() -> None:
+    """Two processes flagging one referrer at once open one flag: the service
+    serialises them, and a writer that went around it meets the database."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.db import IntegrityError, connection
+
+    script = (
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings');"
+        " django.setup();"
+        " from referrals.services import set_partner;"
+        " print(set_partner('r_9', partner=True, by='ops').changed)"
+    )
+    env = {**os.environ, "DATABASE_URL": _test_database_url()}
+    env.pop("FROZEN_NOW", None)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    changed = sorted(w.communicate(timeout=60)[0].strip() for w in writers)
+    assert changed == ["False", "True"]
+    assert CommunityPartner.objects.filter(user_id="r_9", until__isnull=True).count() == 1
+    with pytest.raises(IntegrityError), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO referrals_communitypartner (user_id, since, note)"
+            " VALUES ('r_9', now(), 'around the service')"
+        )
+
+
+def _test_database_url() -> str:
+    from urllib.parse import urlparse, urlunparse
+
+    from django.db import connection
+
+    url = os.environ["DATABASE_URL"]
+    return urlunparse(urlparse(url)._replace(path="/" + connection.settings_dict["NAME"]))
