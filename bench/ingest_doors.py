@@ -47,6 +47,8 @@ from ledger.stream import publish_events  # noqa: E402
 PYTHON = sys.executable
 READ_MODELS = [
     "ledger_event",
+    # The log's chain starts again with the log.
+    "ledger_loglink",
     "ledger_closedorder",
     "ledger_exchangeuser",
     "ledger_futureswalletstate",

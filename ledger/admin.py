@@ -34,6 +34,7 @@ from ledger.models import (
     Event,
     ExchangeUser,
     LedgerTransaction,
+    LogLink,
     PayoutInstruction,
     Posting,
     ProjectionCheckpoint,
@@ -422,3 +423,23 @@ class ClosedOrderAdmin(ReadOnlyAdmin):
 @admin.register(ProjectionCheckpoint)
 class ProjectionCheckpointAdmin(ReadOnlyAdmin):
     list_display = ("projector", "position", "updated_at")
+
+
+@admin.register(LogLink)
+class LogLinkAdmin(ReadOnlyAdmin):
+    """The event log's hash chain, one link per append (ledger.chain):
+    ``manage.py verify_log`` checks it, ``manage.py chain_head`` prints its head."""
+
+    list_display = (
+        "link",
+        "first_position",
+        "last_position",
+        "events",
+        "recorded_at",
+        "chain_hash",
+    )
+    # Each event's entry is 40 bytes of binary: the digest of them is shown.
+    exclude = ("entries",)
+    search_fields = ("=chain_hash",)
+    ordering = ("-link",)
+    show_full_result_count = False

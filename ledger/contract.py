@@ -65,6 +65,12 @@ class InboundEvent:
     data: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
     body_hash: str = ""
+    # What the log stores and chains, computed before the append lock
+    # (ledger.chain, set by ingestion.prepare): data and extra as canonical
+    # JSON, and the event's content as the chain hashes it.
+    data_json: str = ""
+    extra_json: str = ""
+    content: bytes = b""
 
 
 class _Errors(list[FieldError]):

@@ -18,6 +18,10 @@ writes only its own. An inbound event sent with the id of a decision this
 product records later is stored as the inbound fact it is and takes nothing
 from that decision.
 
+Each append also records a link of the log's hash chain (``ledger.chain``)
+before the lock is released: the hashes of the events it added, chained to
+the previous link, so that history rewritten later no longer matches.
+
 The lock serialises writers to the log, which is what a single global order
 means; throughput comes from batching (one lock, one COPY and one set-based SQL
 statement per projector for thousands of events), see docs/benchmarks.md.
@@ -34,7 +38,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from config import clock
-from ledger import projection, wire
+from ledger import chain, projection
 from ledger.contract import InboundEvent
 from ledger.models import EventOrigin
 from ledger.sql import binary_cursor
@@ -45,13 +49,15 @@ APPEND_LOCK_KEY = 0x5E7E_0001
 
 # Inbound rows name no origin: the column's default puts them in the exchange
 # namespace, so this path cannot write a domain event whatever it is given.
+# Positions are taken first (ledger.chain.take_positions): each event's entry
+# in the chain holds its position.
 _COPY_INBOUND = (
-    "COPY ledger_event (event_id, type, occurred_at, received_at, user_id, data,"
+    "COPY ledger_event (position, event_id, type, occurred_at, received_at, user_id, data,"
     " extra, body_hash, source) FROM STDIN"
 )
 _COPY_DOMAIN = (
-    "COPY ledger_event (event_id, type, origin, occurred_at, received_at, user_id, data,"
-    " extra, body_hash, source) FROM STDIN"
+    "COPY ledger_event (position, event_id, type, origin, occurred_at, received_at, user_id,"
+    " data, extra, body_hash, source) FROM STDIN"
 )
 
 
@@ -104,34 +110,37 @@ def stored_hashes(
         return dict(cursor.fetchall())
 
 
-def _json_text(value: dict[str, Any]) -> str:
-    # Numbers exactly as received (decimals written as JSON numbers).
-    return wire.dumps(value).decode()
-
-
 def copy_inbound(events: Iterable[InboundEvent], *, source: str, received_at: dt.datetime) -> int:
-    """COPY new inbound events into the log. Caller holds the append lock and
-    has already removed ids that are stored."""
-    count = 0
+    """COPY new inbound events into the log and chain them. Caller holds the
+    append lock and has already removed ids that are stored."""
+    events = list(events)
+    if not events:
+        return 0
+    positions = chain.take_positions(len(events))
+    tail = chain.entry_tail(EventOrigin.EXCHANGE, received_at, source)
+    entries = []
     raw = connection.connection
     assert raw is not None
     with raw.cursor() as cursor, cursor.copy(_COPY_INBOUND) as copy:
-        for event in events:
+        for position, event in zip(positions, events, strict=True):
+            chain.ensure_content(event)  # done in ingestion.prepare, before the lock
             copy.write_row(
                 (
+                    position,
                     event.event_id,
                     event.type,
                     event.occurred_at,
                     received_at,
                     event.user_id,
-                    _json_text(event.data),
-                    _json_text(event.extra) if event.extra else "{}",
+                    event.data_json,
+                    event.extra_json,
                     event.body_hash,
                     source,
                 )
             )
-            count += 1
-    return count
+            entries.append(chain.entry(position, event.content, tail))
+    chain.record_append(positions, entries, received_at)
+    return len(events)
 
 
 def append_domain_events(events: Sequence[DomainEvent], *, source: str = "rewards") -> AppendResult:
@@ -153,6 +162,7 @@ def append_domain_events(events: Sequence[DomainEvent], *, source: str = "reward
         received_at = clock.now()
         seen: set[str] = set()
         rows = []
+        contents: list[bytes] = []
         for event in events:
             if event.event_id in seen:
                 continue
@@ -169,6 +179,16 @@ def append_domain_events(events: Sequence[DomainEvent], *, source: str = "reward
                 if result.existing[event.event_id] != digest:
                     result.conflicting.append(event.event_id)
                 continue
+            data_json = chain.stored_json(json.dumps(event.data, ensure_ascii=False, default=str))
+            content = chain.content_text(
+                event.event_id,
+                event.type,
+                event.occurred_at,
+                event.user_id,
+                digest,
+                "{}",
+                data_json,
+            )
             rows.append(
                 (
                     event.event_id,
@@ -177,19 +197,30 @@ def append_domain_events(events: Sequence[DomainEvent], *, source: str = "reward
                     event.occurred_at,
                     received_at,
                     event.user_id,
-                    json.dumps(event.data, ensure_ascii=False, default=str),
+                    data_json,
                     "{}",
                     digest,
                     source,
                 )
             )
+            contents.append(content)
             result.appended.append(event.event_id)
         if rows:
+            positions = chain.take_positions(len(rows))
             raw = connection.connection
             assert raw is not None
             with raw.cursor() as cursor, cursor.copy(_COPY_DOMAIN) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for position, row in zip(positions, rows, strict=True):
+                    copy.write_row((position, *row))
+            tail = chain.entry_tail(EventOrigin.REWARDS, received_at, source)
+            chain.record_append(
+                positions,
+                (
+                    chain.entry(position, content, tail)
+                    for position, content in zip(positions, contents, strict=True)
+                ),
+                received_at,
+            )
             projection.project_pending()
     return result
 

@@ -25,7 +25,7 @@ import psycopg
 from django.db import InterfaceError, OperationalError, transaction
 
 from config import clock
-from ledger import event_store, projection, wire
+from ledger import chain, event_store, projection, wire
 from ledger.contract import FieldError, InboundEvent, parse_json, validate_event
 from ledger.models import QuarantinedInput, QuarantineStatus
 from monitoring.tallies import record_ingestion
@@ -179,6 +179,9 @@ def prepare(
         if event.event_id in candidates:
             in_batch_duplicates.append((index, event))
         else:
+            # What the log will store and chain, hashed here rather than under
+            # the append lock (ledger.chain).
+            chain.prepare_content(event)
             candidates[event.event_id] = (index, event)
     return PreparedBatch(items, rejections, candidates, in_batch_duplicates)
 

@@ -20,6 +20,9 @@ range, never a query per row and never a scan of a large table:
   by the (kind, posted_at) index; the payout tables themselves, one row per
   credit, are never scanned;
 - consumer lag is Redis's own bookkeeping of the consumer group (XINFO);
+- the event log's chain head (``ledger.chain``): the last link, and the last
+  link recorded before today (UTC) began, both found through an index of the
+  links;
 - outages come from ``monitoring.outages``: what processes did because Redis
   or PostgreSQL did not answer (rate-limit checks let through, consumer and
   job retries), counted in PostgreSQL so that a Redis outage is counted by the
@@ -51,6 +54,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from config import clock
 from jobs.models import DONE_STATUSES, JobRunStatus
 from jobs.registry import all_jobs
+from ledger import chain
 from monitoring import outages
 from monitoring.tallies import ACCEPTED, DUPLICATE, REJECTED
 
@@ -108,6 +112,7 @@ def database_metrics() -> Families:
             *payout_metrics(cursor),
             *outage_metrics(cursor),
             *consumer_metrics(),
+            *chain_metrics(),
         ]
 
 
@@ -362,6 +367,32 @@ def outage_metrics(cursor: Any) -> Families:
         if component.startswith(prefix):
             job.add_metric([component.removeprefix(prefix), dependency], n)
     return [fail_open, consumer, job]
+
+
+def chain_metrics() -> Families:
+    """The event log's chain head: how far the log is chained, and the head of
+    the last whole UTC day as a label, which an auditor's Prometheus keeps
+    outside this database (``verify_log --expect HASH@POSITION`` checks it)."""
+    position = GaugeMetricFamily(
+        "rewards_log_chained_position",
+        "Position of the last event covered by the log's hash chain (the chain head).",
+    )
+    links = GaugeMetricFamily("rewards_log_chain_links", "Links recorded in the log's hash chain.")
+    day_head = GaugeMetricFamily(
+        "rewards_log_chain_day_head_info",
+        "1, labelled with the chain head at the end of the last whole UTC day: the day,"
+        " its hash@position and link (one series a day).",
+        labels=["day", "head", "link"],
+    )
+    current = chain.head()
+    position.add_metric([], current.position if current else 0)
+    links.add_metric([], current.link if current else 0)
+    today = clock.now().date()
+    closed = chain.head(before=clock.start_of_day(today))
+    if closed is not None:
+        day = (today - dt.timedelta(days=1)).isoformat()
+        day_head.add_metric([day, closed.kept, str(closed.link)], 1)
+    return [position, links, day_head]
 
 
 def consumer_metrics() -> Families:

@@ -2,6 +2,7 @@
 and the double-entry ledger with its payout outbox."""
 
 from ledger.models.accounts import Account, AccountKind, LedgerTransaction, Posting, UserAccountKind
+from ledger.models.chain import LogLink
 from ledger.models.events import Event, EventOrigin, ProjectionCheckpoint
 from ledger.models.outbox import PayoutInstruction
 from ledger.models.payables import PaidItem
@@ -26,6 +27,7 @@ __all__ = [
     "FuturesWalletState",
     "HoldingState",
     "LedgerTransaction",
+    "LogLink",
     "PaidItem",
     "PayoutInstruction",
     "Posting",
