@@ -16,6 +16,7 @@ from campaigns.services import BudgetExhausted, record_budget_alert
 from jobs.exceptions import job_exceptions
 from jobs.registry import job
 from ledger.bookkeeping import open_funding_account
+from ledger.digests import digest_counts
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import for_people, format_amount
 from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
@@ -233,11 +234,13 @@ def issue_campaign_bonuses(*, at: dt.datetime) -> dict[str, Any]:
     issued = 0
     total = Decimal(0)
     refusals = []
+    results = []
     with job_exceptions("issue_campaign_bonuses") as exceptions:
         for campaign in Campaign.objects.filter(
             drawn_at__isnull=False, drawn_at__lte=at, bonuses_issued_at__isnull=True
         ).order_by("pk"):
             result = _issue(campaign, at)
+            results.append(result)
             if result.refused:
                 record_budget_alert(campaign.pk, result.refused)
                 refusals.append(result.refused)
@@ -245,7 +248,12 @@ def issue_campaign_bonuses(*, at: dt.datetime) -> dict[str, Any]:
             total += result.amount
         if refusals:
             raise BudgetExhausted(0, "; ".join(refusals))
-        return {"rewards_issued": issued, "amount": format_amount(total), **exceptions.counts()}
+        return {
+            "rewards_issued": issued,
+            "amount": format_amount(total),
+            **digest_counts(results),
+            **exceptions.counts(),
+        }
 
 
 REWARDS = {

@@ -19,6 +19,7 @@ from earn.services import EarnRefusal
 from jobs.exceptions import isolate_users, job_exceptions, record_exception
 from jobs.registry import Daily, job
 from ledger.bookkeeping import open_funding_account
+from ledger.digests import digest_counts, digests_in
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import EXACT, fits_amount, for_people, format_amount
 from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
@@ -330,6 +331,7 @@ def distribute_earn_interest(*, day: dt.date) -> dict[str, Any]:
             earlier = _distribute_day(day - dt.timedelta(days=back))
             if not earlier.get("already_paid"):
                 result[f"late_{earlier['day']}"] = earlier["credits"]
+                result.update(digests_in(earlier))
             if "refused" in earlier:
                 refusals.append(earlier["refused"])
         if refusals:
@@ -406,6 +408,7 @@ def _distribute_day(day: dt.date) -> dict[str, Any]:
         "day": day.isoformat(),
         "credits": sum(len(result.credits) for result in results.values()),
         **{f"amount_{a}": format_amount(result.amount) for a, result in paid.items()},
+        **digest_counts(results.values()),
         **({"refused": "; ".join(refusals)} if refusals else {}),
     }
 

@@ -35,6 +35,7 @@ from ledger.models import (
     ExchangeUser,
     LedgerTransaction,
     LogLink,
+    PayoutDigest,
     PayoutInstruction,
     Posting,
     ProjectionCheckpoint,
@@ -423,6 +424,27 @@ class ClosedOrderAdmin(ReadOnlyAdmin):
 @admin.register(ProjectionCheckpoint)
 class ProjectionCheckpointAdmin(ReadOnlyAdmin):
     list_display = ("projector", "position", "updated_at")
+
+
+@admin.register(PayoutDigest)
+class PayoutDigestAdmin(ReadOnlyAdmin):
+    """What each payout paid, as one hash (ledger.digests): compare it with a
+    digest recomputed from the postings, or with a replay's."""
+
+    list_display = (
+        "id",
+        "recorded_at",
+        "funding_account",
+        "payers",
+        "credits",
+        "items",
+        "total",
+        "digest",
+    )
+    list_filter = ("asset", "payers")
+    search_fields = ("=digest", "funding_account")
+    ordering = ("-id",)
+    show_full_result_count = False
 
 
 @admin.register(LogLink)

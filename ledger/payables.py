@@ -17,7 +17,8 @@ once, for every program:
 5. the credits are posted and each item is tied to its credit by a
    ``PaidItem`` row in the same database transaction. The row is unique per
    (payer, item): whatever a buggy or hostile second payer does, the database
-   refuses to pay an item twice.
+   refuses to pay an item twice;
+6. a digest of the credits is recorded with them (``ledger.digests``).
 
 A user's items whose credit key is already taken (a rerun of the same day)
 wait for the next key. A user whose credit would not fit the ledger's numbers,
@@ -39,13 +40,14 @@ from django.db import connection, transaction
 
 from config import clock
 from jobs.exceptions import record_exception
+from ledger import digests
 from ledger.bookkeeping import (
     InsufficientFunds,
     UserCredit,
     post_user_credits,
     reserve_funding,
 )
-from ledger.models import Account, UserAccountKind
+from ledger.models import Account, PayoutDigest, UserAccountKind
 from ledger.money import EXACT, fits_amount, for_people, format_amount, round_payout
 
 logger = logging.getLogger(__name__)
@@ -127,6 +129,8 @@ class PaymentResult:
     waiting: int = 0
     # (user, reason): users not paid because of their own data; the rest were.
     exceptions: list[tuple[str, str]] = field(default_factory=list)
+    # What was paid, as one hash (ledger.digests); None when nothing was.
+    digest: PayoutDigest | None = None
 
     def counts(self, prefix: str = "") -> dict[str, Any]:
         counts: dict[str, Any] = {
@@ -140,6 +144,8 @@ class PaymentResult:
             counts[f"{prefix}waiting"] = self.waiting
         if self.exceptions:
             counts[f"{prefix}exceptions"] = len(self.exceptions)
+        if self.digest is not None:
+            counts[f"{prefix}digest"] = self.digest.digest
         return counts
 
 
@@ -244,6 +250,17 @@ def pay_items(payment: Payment) -> PaymentResult:
             if result.items != sum(c.items for c in credits):
                 raise RuntimeError("paid items do not match the credits posted; nothing paid")
             phases.done("tied")
+            cursor.execute("SELECT min(tx_id), max(tx_id) FROM ledger_credit_fresh")
+            first, last = cursor.fetchone()
+            result.digest = digests.record_payment(
+                payment,
+                credits,
+                items=result.items,
+                total=total,
+                transactions=(first, last),
+                now=now,
+            )
+            phases.done("digested")
             result.credits = credits
             result.amount = total
             logger.info(

@@ -13,6 +13,7 @@ from config import clock
 from jobs.exceptions import job_exceptions
 from jobs.registry import Daily, job
 from ledger.bookkeeping import open_funding_account
+from ledger.digests import digest_counts
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import for_people, format_amount
 from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
@@ -347,6 +348,7 @@ def _distribute(day: dt.date, now: dt.datetime) -> dict[str, Any]:
             for asset, result in results.items()
             if result.credits
         },
+        **digest_counts(results.values()),
     }
 
 

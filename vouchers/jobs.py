@@ -13,6 +13,7 @@ from config import clock
 from jobs.exceptions import job_exceptions
 from jobs.registry import Daily, job
 from ledger.bookkeeping import open_funding_account
+from ledger.digests import digest_counts
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import for_people, format_amount
 from ledger.payables import Payer, Payment, PaymentResult, pay_items, register_payer
@@ -90,9 +91,11 @@ def pay_voucher_compensation(*, day: dt.date) -> dict[str, Any]:
     paid = 0
     total = Decimal(0)
     refusals = []
+    results = []
     with job_exceptions("pay_voucher_compensation") as exceptions:
         for program in VoucherProgram.objects.order_by("pk"):
             result = _pay_program(program, day, next_day, now)
+            results.append(result)
             if result.refused:
                 VoucherProgram.objects.filter(pk=program.pk).update(
                     budget_alert=result.refused[:2000], budget_alert_at=now
@@ -102,7 +105,12 @@ def pay_voucher_compensation(*, day: dt.date) -> dict[str, Any]:
             total += result.amount
         if refusals:
             raise VoucherRefusal("budget_exhausted", "; ".join(refusals))
-        return {"users_paid": paid, "amount": format_amount(total), **exceptions.counts()}
+        return {
+            "users_paid": paid,
+            "amount": format_amount(total),
+            **digest_counts(results),
+            **exceptions.counts(),
+        }
 
 
 # The program's unpaid matches of orders closed before the end of day D,

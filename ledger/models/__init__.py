@@ -5,7 +5,7 @@ from ledger.models.accounts import Account, AccountKind, LedgerTransaction, Post
 from ledger.models.chain import LogLink
 from ledger.models.events import Event, EventOrigin, ProjectionCheckpoint
 from ledger.models.outbox import PayoutInstruction
-from ledger.models.payables import PaidItem
+from ledger.models.payables import PaidItem, PayoutDigest
 from ledger.models.quarantine import QuarantinedInput, QuarantineStatus
 from ledger.models.read_models import (
     ClosedOrder,
@@ -29,6 +29,7 @@ __all__ = [
     "LedgerTransaction",
     "LogLink",
     "PaidItem",
+    "PayoutDigest",
     "PayoutInstruction",
     "Posting",
     "ProjectionCheckpoint",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from ledger.models.fields import exact_sum_field
+from ledger.models.fields import amount_field, exact_sum_field
 
 
 class PaidItem(models.Model):
@@ -39,3 +39,33 @@ class PaidItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payer} #{self.item_id} paid by transaction {self.transaction_id}"
+
+
+class PayoutDigest(models.Model):
+    """What one payout paid, as one hash (``ledger.digests``).
+
+    Recorded by ``pay_items`` in the database transaction of its credits, for
+    every payment that paid something: sha256 over its credits sorted by
+    idempotency key (key, user, account kind, asset, amount). The credits are
+    the ledger transactions from ``first_transaction_id`` to
+    ``last_transaction_id`` that pay items of ``payers`` (the payers' lock
+    keeps any other payment of theirs out of that range), so the digest can be
+    recomputed from the postings at any time and compared: by an auditor, or
+    by a replay of the log into another database. Append-only.
+    """
+
+    recorded_at = models.DateTimeField()
+    payers = models.CharField(max_length=200, help_text="The kinds of item paid, '/'-separated.")
+    funding_account = models.CharField(max_length=200, help_text="The account's code.")
+    asset = models.CharField(max_length=16)
+    # The payment's cause as the program gave it (day, program, campaign, asset).
+    cause = models.JSONField(default=dict)
+    credits = models.IntegerField()
+    items = models.IntegerField()
+    total = amount_field(help_text="The sum of the credits.")
+    first_transaction_id = models.BigIntegerField()
+    last_transaction_id = models.BigIntegerField()
+    digest = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"payout {self.pk} from {self.funding_account}: {self.digest[:12]}"

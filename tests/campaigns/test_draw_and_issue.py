@@ -25,6 +25,7 @@ from ledger.projection import rebuild
 from ledger.verification import verify_ledger
 from tests import events
 from tests.campaigns.conftest import instant
+from tests.digests import without_digests
 
 Clock = Callable[[str], dt.datetime]
 DRAW_AT = instant("2026-11-15T01:00:00Z")
@@ -184,7 +185,7 @@ def test_bonuses_are_issued_once_and_valid_exactly_14_days(
         (Decimal(c["rebate"]) for c in CoverageDraw.objects.get(user_id="u_1").chosen), Decimal(0)
     )
 
-    assert issue_campaign_bonuses(at=ISSUE_AT) == {
+    assert without_digests(issue_campaign_bonuses(at=ISSUE_AT)) == {
         "rewards_issued": 10,
         "amount": format_amount(rebates + 14),
     }

@@ -36,6 +36,7 @@ from referrals.jobs import distribute_referral_commissions, settle_referrals
 from referrals.models import ReferralCode
 from tests import events
 from tests.campaigns.conftest import instant, known_users, make_campaign
+from tests.digests import without_digests
 from vouchers import services as voucher_services
 from vouchers.jobs import consume_vouchers, expire_vouchers, pay_voucher_compensation
 from vouchers.models import Consumption, Voucher
@@ -323,7 +324,10 @@ def test_compensation_is_paid_and_recorded(program: Any, clock: Clock) -> None:
     consume_vouchers(at=T0 + 2 * H)
     clock("2026-11-21T00:30:00Z")
     squat("voucher.compensation_paid:welcome:2026-11-20:2026-11-21T00:30:00+00:00")
-    assert pay_voucher_compensation(day=dt.date(2026, 11, 20)) == {"users_paid": 1, "amount": "20"}
+    assert without_digests(pay_voucher_compensation(day=dt.date(2026, 11, 20))) == {
+        "users_paid": 1,
+        "amount": "20",
+    }
     assert PayoutInstruction.objects.get().amount == Decimal(20)
     event = recorded("voucher.compensation_paid:welcome:2026-11-20:2026-11-21T00:30:00+00:00")
     assert event.data == {"program": "welcome", "day": "2026-11-20", "users": 1, "amount": "20"}

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from campaigns.models import Campaign
+from ledger.models import PayoutDigest
 
 
 def _staff(group: str | None) -> Client:
@@ -148,8 +149,12 @@ def test_admin_pages_spell_times_in_one_format(winter: Campaign) -> None:
     assert " a.m." not in runs and " p.m." not in runs
     # Durations have their unit; counts are one pair per line, amounts for people.
     assert '<td class="field-duration_shown">0.000 s</td>' in runs
-    # (PostgreSQL's jsonb keeps keys shortest first.)
-    assert '<td class="field-counts_shown">amount: 27<br>rewards_issued: 2</td>' in runs
+    # (PostgreSQL's jsonb keeps keys shortest first.) The issuance names its digest.
+    issued = PayoutDigest.objects.get(funding_account="funding:campaign:winter:USDT")
+    assert (
+        '<td class="field-counts_shown">amount: 27'
+        f"<br>digest #{issued.pk}: {issued.digest}<br>rewards_issued: 2</td>"
+    ) in runs
     assert "<br>interest_USDT: 10.2739726</td>" in runs
     campaign = client.get(f"/admin/campaigns/campaign/{winter.pk}/change/").content.decode()
     assert "2026-10-25" in campaign and "Oct. 25" not in campaign

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from ledger.ingestion import ingest
 from ledger.models import Event, PayoutInstruction
 from tests import events
+from tests.digests import without_digests
 from tests.ledger.conftest import user_jwt
 from tests.vouchers.conftest import T0, grant, iso
 from vouchers import matching, selectors, services
@@ -151,7 +152,7 @@ def test_a_loss_that_deepens_is_compensated_in_full(program: VoucherProgram, clo
         [("o1", "45")],
     )
     clock(NEXT + 30 * M)
-    assert pay_voucher_compensation(day=DAY) == {"users_paid": 1, "amount": "45"}
+    assert without_digests(pay_voucher_compensation(day=DAY)) == {"users_paid": 1, "amount": "45"}
     assert PayoutInstruction.objects.get().amount == Decimal(45)
 
 
