@@ -81,6 +81,15 @@ registry.compared(
     key_columns=3,
 )
 registry.compared(
+    "ledger: payout digests",
+    # What each payout paid, as one hash over its credits (ledger.digests):
+    # equal digests are equal credits, key by key.
+    "SELECT funding_account, recorded_at, payers, digest, asset, credits, items, total,"
+    ' cause::text FROM ledger_payoutdigest ORDER BY funding_account COLLATE "C", recorded_at,'
+    ' payers COLLATE "C"',
+    key_columns=3,
+)
+registry.compared(
     "log: the product's events",
     "SELECT event_id, type, occurred_at, user_id, body_hash, source, data::text"
     " FROM ledger_event WHERE origin = 'rewards' ORDER BY event_id COLLATE \"C\"",
