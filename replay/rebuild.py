@@ -112,7 +112,14 @@ def recorded_runs(source: psycopg.Connection[Any]) -> list[RecordedRun]:
     runs = []
     for row in source.execute(_RUNS_SQL):
         run = RecordedRun(*row)
-        if get_job(run.job).decides:
+        try:
+            spec = get_job(run.job)
+        except KeyError:
+            # A job removed from the code since: its decisions cannot be made again.
+            raise Unreplayable(
+                f"job run #{run.id} is of job {run.job!r}, which this version no longer has"
+            ) from None
+        if spec.decides:
             runs.append(run)
     return runs
 

@@ -22,6 +22,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from earn.services import save_terms, set_active
+from jobs.models import JobRun
 from jobs.runner import JobFailed, run_job
 from ledger.bookkeeping import fund_account, open_funding_account
 from ledger.event_store import DomainEvent, append_domain_event
@@ -190,3 +191,16 @@ def test_an_event_type_no_app_declares_stops_the_replay(
         call_command("replay")
     assert stopped.value.code != 0
     assert "promo.mystery" in capfd.readouterr().err
+
+
+def test_a_run_of_a_job_the_code_no_longer_has_stops_the_replay(
+    clock: world.Clock, capfd: pytest.CaptureFixture[str]
+) -> None:
+    at = clock("2026-11-01T00:00:00Z")
+    JobRun.objects.create(
+        job="retired_job", key="2026-10-31", trigger="beat", status="succeeded", started_at=at
+    )
+    with pytest.raises(SystemExit) as stopped:
+        call_command("replay")
+    assert stopped.value.code != 0
+    assert "job run" in capfd.readouterr().err
