@@ -142,6 +142,45 @@ def forecasts() -> dict[str, Forecast]:
     return dict(_FORECASTS)
 
 
+def per_day(window: Window, found: list[tuple[Any, ...]]) -> list[Decimal]:
+    """(day, value) rows as a value per day of the window (other days left out)."""
+    index = {day: i for i, day in enumerate(window.days)}
+    values = [Decimal(0)] * len(index)
+    for day, value in found:
+        if day in index:
+            values[index[day]] += Decimal(value or 0)
+    return values
+
+
+def per_asset(window: Window, found: list[tuple[Any, ...]]) -> dict[str, list[Decimal]]:
+    """(day, asset, amount) rows as amounts per asset and day of the window."""
+    assets: dict[str, list[tuple[Any, ...]]] = {}
+    for day, asset, amount in found:
+        assets.setdefault(asset, []).append((day, amount))
+    return {asset: per_day(window, values) for asset, values in assets.items()}
+
+
+# What a pool holds in the scratch database when a forecast funds it: more
+# than any forecast pays, so that every payment of the draft is made.
+UNLIMITED = Decimal(10) ** 15
+
+
+def fund_without_limit(program: str, assets: list[str]) -> None:
+    """Fund ``program``'s pool in each asset without limit, in the scratch
+    database, for a program whose jobs pay as they decide (the draft's own
+    top-ups are its budget, compared with the cost in the report)."""
+    from ledger.bookkeeping import fund_account, open_funding_account
+
+    for asset in assets:
+        fund_account(
+            account=open_funding_account(program=program, asset=asset),
+            amount=UNLIMITED,
+            idempotency_key=f"backtest-{program}-{asset}",
+            by="backtest",
+            note="a forecast's pool: without limit",
+        )
+
+
 def budget_of(document: dict[str, Any]) -> dict[tuple[str, str], Decimal]:
     """The draft's ``funding_accounts`` top-ups, summed per (program, asset): the
     proposed budget. They are not applied in the scratch database (the forecast
