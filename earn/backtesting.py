@@ -23,7 +23,6 @@ from typing import Any
 from earn import selectors
 from earn.jobs import LATE_DAYS, POOL_PROGRAM, SNAPSHOT_LATENESS
 from earn.models import EarnDistribution
-from ledger.bookkeeping import fund_account, open_funding_account
 from ledger.event_store import DomainEvent, append_domain_events
 from ledger.money import for_people
 from replay import forecasts
@@ -31,8 +30,6 @@ from replay.forecasts import Context, Figures, Refused, Rows, Series, Window, pe
 
 SECTION = "earn_terms"
 ACTIVATIONS = ("earn.activated", "earn.deactivated")
-# What the scratch pool holds per asset: more than any forecast pays.
-UNLIMITED = Decimal(10) ** 15
 # ``--live`` names the live Earn program.
 LIVE_NAME = "earn"
 CHUNK = 5_000
@@ -117,21 +114,12 @@ def _before_the_window(context: Context) -> None:
     )
 
 
-def _fund_pool(context: Context) -> None:
-    for asset in selectors.terms_for(context.window.first_day).assets:
-        fund_account(
-            account=open_funding_account(program=POOL_PROGRAM, asset=asset),
-            amount=UNLIMITED,
-            idempotency_key=f"backtest-{POOL_PROGRAM}-{asset}",
-            by="backtest",
-            note="a forecast's pool: without limit",
-        )
-
-
 def programs(section: Any, context: Context) -> list[forecasts.Program]:
     _copy_activations(context)
     _before_the_window(context)
-    _fund_pool(context)
+    forecasts.fund_without_limit(
+        POOL_PROGRAM, list(selectors.terms_for(context.window.first_day).assets)
+    )
     return [EarnForecast(context)]
 
 

@@ -60,7 +60,6 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from earn.models import EarnTerms
 from earn.services import set_active
@@ -70,6 +69,7 @@ from referrals import services as referral_services
 from referrals.models import ProgramTerms, ReferralCode
 from tests import events
 from tests.earn.conftest import btc_long
+from tests.replay.test_backtest import _figures, _row_counts
 from tests.support import world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,24 +102,6 @@ funding_accounts:
     asset: USDT
     top_ups: [{key: earn-2027, amount: "10"}]
 """
-
-
-def _row_counts() -> dict[str, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT table_name FROM information_schema.tables"
-            " WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1"
-        )
-        tables = [name for (name,) in cursor.fetchall()]
-        counts = {}
-        for table in tables:
-            cursor.execute(f'SELECT count(*) FROM "{table}"')  # noqa: S608 - names from the catalogue
-            counts[table] = int(cursor.fetchone()[0])
-    return counts
-
-
-def _figures(part: dict[str, Any]) -> dict[str, str]:
-    return {label: value for label, value in part["figures"]}
 
 
 def _backtest(tmp_path: Path, draft: str, live: str) -> dict[str, Any]:
