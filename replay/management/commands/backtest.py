@@ -1,4 +1,4 @@
-"""python manage.py backtest DRAFT --from DAY --to DAY [--live SLUG] [--seed S] [--step 60] [--json FILE] [--keep]"""
+"""python manage.py backtest DRAFT --from DAY --to DAY [--live NAME] [--seed S] [--step 60] [--json FILE] [--keep]"""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from replay.forecasts import Refused, Window
 
 class Command(BaseCommand):
     help = (
-        "Forecast a draft program file (apply_config format: one campaign for now) over"
-        " the recorded history of the UTC days --from to --to, in a scratch database"
-        " (<name>_backtest, dropped unless --keep): participants, spins and cards, covered"
-        " orders, rewards, cost per day against the draft's funding top-ups, the day the"
+        "Forecast a draft program file (apply_config format: one campaign, referral terms or"
+        " Earn terms) over the recorded history of the UTC days --from to --to, in a scratch"
+        " database (<name>_backtest, dropped unless --keep): its program's figures (for a"
+        " campaign participants, spins and cards, covered orders, rewards), cost per day"
+        " against the draft's funding top-ups, the day the"
         " budget runs out, and with --live the live program's figures beside them."
         " Never writes to this database."
     )
@@ -27,7 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("draft", type=Path, help="the draft program file (YAML or JSON)")
         parser.add_argument("--from", dest="first", type=dt.date.fromisoformat, required=True)
         parser.add_argument("--to", dest="last", type=dt.date.fromisoformat, required=True)
-        parser.add_argument("--live", help="the live program to compare with (a campaign's slug)")
+        parser.add_argument(
+            "--live", help="the live program to compare with (a campaign's slug, referrals or earn)"
+        )
         parser.add_argument("--seed", help="the draws' seed (default: a random one, printed)")
         parser.add_argument(
             "--step", default="60", help="minutes between job runs (60, or 5m, 1h; default 60)"
