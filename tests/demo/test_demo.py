@@ -131,18 +131,6 @@ def test_the_demo_moves_money_through_a_sound_ledger(
         check=False,
     )
     assert verify.returncode == 0 and "ledger sound" in verify.stdout, verify.stdout
-    # And every payout of the demo follows from its log alone.
-    replay = subprocess.run(
-        [sys.executable, "manage.py", "replay"],
-        cwd=ROOT,
-        env=lapse_env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert replay.returncode == 0 and "IDENTICAL" in replay.stdout, (
-        replay.stdout[-6000:] + replay.stderr[-3000:]
-    )
     # The time-lapse's streams: the ones named, suffixed.
     redis.Redis.from_url(env["REDIS_URL"]).delete(
         env["EVENT_STREAM"] + ".timelapse", env["PAYOUT_STREAM"] + ".timelapse"
